@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from model.networks import ARCHS, build_arch
+from utils.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_output_shape(name):
+    torch.manual_seed(0)
+    net = build_arch(name, 7, {"width": 8}).eval()
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_preactresnet18_param_count():
+    # Official SOP layout (stem BN, no final BN): kuangliu's 11,171,146 + 128.
+    net = build_arch("PreActResNet18", 10, {})
+    assert sum(p.numel() for p in net.parameters()) == 11_171_274
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_channels_last_matches_contiguous(name):
+    torch.manual_seed(0)
+    net = build_arch(name, 10, {"width": 8}).eval()
+    x = torch.randn(2, 3, 32, 32)
+    ref = net(x)
+    net_cl = net.to(memory_format=torch.channels_last)
+    out = net_cl(x.to(memory_format=torch.channels_last))
+    assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_autocast_cpu_train_step():
+    net = build_arch("PreActResNet18", 10, {"width": 8}).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = net(torch.randn(2, 3, 32, 32)).float().logsumexp(1).mean()
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_unknown_type():
+    with pytest.raises(ConfigError, match=r"arch\.type.*PreActResNet18.*ResNet34"):
+        build_arch("ResNet1000", 10, {})
+
+
+def test_unknown_arg():
+    with pytest.raises(ConfigError, match=r"arch\.args\.depth"):
+        build_arch("ResNet34", 10, {"depth": 3})
+
+
+def test_bad_width():
+    with pytest.raises(ConfigError, match=r"arch\.args\.width"):
+        build_arch("PreActResNet18", 10, {"width": "64"})
