@@ -1,0 +1,102 @@
+"""Assemble a run's data from the config: dataset, noisy labels, splits, loaders.
+
+Noise is made on the full training set (so the same noise.seed gives the same
+labels whatever subset or split is used), then the subset / validation split
+is taken. Positions 0..n_train-1 of the training part are the rows of u and v;
+``train_index`` maps them back to indices in the original training set.
+"""
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from data_loader.cifar import load_cifar
+from data_loader.cifar_n import load_cifar_n
+from data_loader.loaders import DeviceLoader, PILLoader
+from data_loader.noise import make_noisy_labels, realised_noise_rate, transition_matrix
+from data_loader.split import stratified_split, stratified_subset
+
+
+@dataclass
+class RunData:
+    train_loader: Any
+    val_loader: Optional[Any]
+    test_loader: Any
+    num_classes: int
+    class_names: list
+    train_index: np.ndarray          # original training-set index of each training position
+    train_noisy: torch.Tensor        # given labels of the training positions (on device)
+    train_clean: Optional[torch.Tensor]
+    images_u8: np.ndarray            # training images (n_train, H, W, 3), for visualisation
+    noise_rate: float
+    transition: np.ndarray
+    label_record: dict               # what labels.npz holds
+
+    def save_labels(self, run_dir):
+        np.savez(os.path.join(run_dir, "labels.npz"), **self.label_record)
+
+    @property
+    def num_train(self):
+        return len(self.train_index)
+
+
+def noisy_labels_for(config, cifar):
+    """(noisy, clean) labels of the whole original training set."""
+    noise, loader_cfg = config["noise"], config["data_loader"]
+    seed = noise["seed"] if noise["seed"] is not None else config["seed"]
+    if noise["type"] == "human":
+        noisy, clean = load_cifar_n(loader_cfg["dataset"], noise["label_set"], noise["file"],
+                                    loader_cfg["data_dir"], loader_cfg["download"],
+                                    expected_len=len(cifar.train_labels))
+        return noisy, cifar.train_labels
+    noisy = make_noisy_labels(cifar.train_labels, noise["type"], noise["rate"], cifar.num_classes, seed,
+                              images=cifar.train_images, dataset=loader_cfg["dataset"])
+    return noisy, cifar.train_labels
+
+
+def split_indices(config, clean, noisy):
+    """Training and validation indices into the original training set."""
+    loader_cfg = config["data_loader"]
+    index = np.arange(len(clean))
+    if loader_cfg["train_subset"]:
+        # a benchmark-building tool: balanced in the true classes
+        index = stratified_subset(clean, loader_cfg["train_subset"], config["seed"])
+    val_index = None
+    if loader_cfg["validation_split"] > 0:
+        # a user only has the given labels, so the split is stratified on them
+        train_pos, val_pos = stratified_split(noisy[index], loader_cfg["validation_split"], config["seed"])
+        index, val_index = index[train_pos], index[val_pos]
+    return index, val_index
+
+
+def build_data(config, device, rank=0, world_size=1):
+    loader_cfg = config["data_loader"]
+    cifar = load_cifar(loader_cfg["dataset"], loader_cfg["data_dir"], loader_cfg["download"])
+    noisy, clean = noisy_labels_for(config, cifar)
+    train_index, val_index = split_indices(config, clean, noisy)
+    transition = transition_matrix(clean, noisy, cifar.num_classes)
+    record = dict(clean_labels=clean, noisy_labels=noisy, train_index=train_index,
+                  val_index=val_index if val_index is not None else np.zeros(0, np.int64),
+                  transition_matrix=transition)
+
+    cls = PILLoader if loader_cfg["pipeline"] == "pil" else DeviceLoader
+    extra = {"num_workers": loader_cfg["num_workers"]} if cls is PILLoader else {}
+    strong = config["train_loss"]["type"] == "sop" and config["train_loss"]["args"].get("ratio_consistency", 0) > 0
+    common = dict(mean=cifar.mean, std=cifar.std, device=device, **extra)
+    train_loader = cls(cifar.train_images[train_index], noisy[train_index], batch_size=loader_cfg["batch_size"],
+                       train=True, strong_view=strong, seed=config["seed"], rank=rank, world_size=world_size,
+                       **common)
+    eval_bs = loader_cfg["eval_batch_size"]
+    val_loader = None
+    if val_index is not None:
+        val_loader = cls(cifar.train_images[val_index], noisy[val_index], batch_size=eval_bs, train=False, **common)
+    test_loader = cls(cifar.test_images, cifar.test_labels, batch_size=eval_bs, train=False, **common)
+    return RunData(
+        train_loader=train_loader, val_loader=val_loader, test_loader=test_loader,
+        num_classes=cifar.num_classes, class_names=cifar.class_names, train_index=train_index,
+        train_noisy=torch.as_tensor(noisy[train_index], device=device),
+        train_clean=torch.as_tensor(clean[train_index], device=device),
+        images_u8=cifar.train_images[train_index],
+        noise_rate=realised_noise_rate(clean, noisy), transition=transition, label_record=record)

@@ -1,0 +1,130 @@
+"""Batches of (index, weak view, label, strong view) for training and evaluation.
+
+Two pipelines yield the same `Batch`es in the same order for a given seed and
+epoch: `DeviceLoader` keeps the uint8 images on the training device and augments
+whole batches there; `PILLoader` is the official-style per-image PIL path in
+DataLoader workers, for datasets that do not fit in memory. The batch order is
+a pure function of (seed, epoch), so a resumed run sees the same batches.
+"""
+from typing import NamedTuple, Optional
+
+import numpy as np
+import torch
+
+from data_loader.augment import cutout, normalize, random_crop_flip
+from data_loader.autoaugment import auto_augment_cifar10
+
+CROP_PADDING = 4
+CUTOUT_SIZE = 16
+
+
+class Batch(NamedTuple):
+    index: torch.Tensor                 # positions in the training set (rows of u/v)
+    x: torch.Tensor                     # weak view (or the plain image for evaluation)
+    y: torch.Tensor                     # given label
+    x_strong: Optional[torch.Tensor]    # SOP+ strong view, None when not needed
+
+
+def epoch_generator(seed, epoch):
+    """A CPU generator that depends only on (seed, epoch)."""
+    mixed = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed) & (2 ** 63 - 1))
+
+
+def epoch_batches(num_samples, batch_size, generator=None, rank=0, world_size=1):
+    """Index batches of one epoch; this rank's share of each global batch.
+
+    Shuffled when a generator is given. A trailing batch of one sample is
+    dropped (BatchNorm cannot train on it)."""
+    order = torch.randperm(num_samples, generator=generator) if generator is not None else torch.arange(num_samples)
+    batches = []
+    for start in range(0, num_samples, batch_size):
+        chunk = order[start:start + batch_size]
+        if generator is not None and len(chunk) < max(2, world_size * 2):
+            break
+        batches.append(torch.tensor_split(chunk, world_size)[rank])
+    return batches
+
+
+class DeviceLoader:
+    """Images held once as uint8 (N, 3, H, W) on ``device``; batched augmentation there."""
+
+    def __init__(self, images, labels, mean, std, batch_size, train, strong_view=False,
+                 seed=0, device="cpu", rank=0, world_size=1):
+        self.images = torch.as_tensor(images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.labels = torch.as_tensor(labels, dtype=torch.long).to(device)
+        self.mean, self.std = mean, std
+        self.batch_size, self.train, self.strong_view = batch_size, train, strong_view
+        self.seed, self.epoch = seed, 0
+        self.rank, self.world_size = rank, world_size
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(epoch_batches(len(self.labels), self.batch_size, None if not self.train else
+                                 torch.Generator().manual_seed(0), self.rank, self.world_size))
+
+    def __iter__(self):
+        generator = epoch_generator(self.seed, self.epoch) if self.train else None
+        device = self.images.device
+        for index in epoch_batches(len(self.labels), self.batch_size, generator, self.rank, self.world_size):
+            index = index.to(device)
+            images = self.images[index]
+            if not self.train:
+                yield Batch(index, normalize(images, self.mean, self.std), self.labels[index], None)
+                continue
+            weak = normalize(random_crop_flip(images, CROP_PADDING, generator), self.mean, self.std)
+            strong = None
+            if self.strong_view:
+                strong = random_crop_flip(auto_augment_cifar10(images, generator), CROP_PADDING, generator)
+                strong = cutout(normalize(strong, self.mean, self.std), CUTOUT_SIZE, generator)
+            yield Batch(index, weak, self.labels[index], strong)
+
+
+class _IndexedImages(torch.utils.data.Dataset):
+    def __init__(self, images, labels, transform, strong_transform):
+        self.images, self.labels = images, labels
+        self.transform, self.strong_transform = transform, strong_transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        image = Image.fromarray(self.images[i])
+        strong = self.strong_transform(image) if self.strong_transform else torch.empty(0)
+        return i, self.transform(image), int(self.labels[i]), strong
+
+
+class PILLoader:
+    """The official-style pipeline: PIL transforms per image in DataLoader workers."""
+
+    def __init__(self, images, labels, mean, std, batch_size, train, strong_view=False,
+                 seed=0, device="cpu", rank=0, world_size=1, num_workers=4):
+        from data_loader.pil_transforms import strong_transform, test_transform, weak_transform
+        transform = weak_transform(mean, std) if train else test_transform(mean, std)
+        strong = strong_transform(mean, std) if (train and strong_view) else None
+        self.dataset = _IndexedImages(images, np.asarray(labels), transform, strong)
+        self.batch_size, self.train, self.strong_view = batch_size, train, strong_view
+        self.seed, self.epoch, self.device = seed, 0, torch.device(device)
+        self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(epoch_batches(len(self.dataset), self.batch_size, None if not self.train else
+                                 torch.Generator().manual_seed(0), self.rank, self.world_size))
+
+    def __iter__(self):
+        generator = epoch_generator(self.seed, self.epoch) if self.train else None
+        batches = [b.tolist() for b in epoch_batches(len(self.dataset), self.batch_size, generator,
+                                                     self.rank, self.world_size)]
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=batches, num_workers=self.num_workers,
+            generator=epoch_generator(self.seed + 1, self.epoch), pin_memory=self.device.type == "cuda",
+            persistent_workers=False)
+        for index, x, y, strong in loader:
+            move = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
+            yield Batch(move(index), move(x), move(y), move(strong) if self.strong_view and self.train else None)

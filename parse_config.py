@@ -1,0 +1,184 @@
+"""Command line + JSON config -> one validated plain dict and a run directory.
+
+Precedence: DEFAULTS < JSON file (or the config stored in a resumed checkpoint)
+< official SOP flags (--lr, --percent, ...) < generic ``-o key.path=value``.
+Every problem is reported at once as a `ConfigError` (exit code 2 in train.py).
+"""
+import argparse
+import copy
+import json
+import os
+import time
+
+from utils.config_schema import DEFAULTS, validate
+from utils.errors import ConfigError
+
+
+def str2bool(text):
+    lowered = str(text).strip().lower()
+    if lowered in ("true", "1", "yes", "y", "on"):
+        return True
+    if lowered in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+# flag -> (config path, type). Names follow the official SOP code.
+FLAG_PATHS = {
+    "lr": ("optimizer.args.lr", float),
+    "lr_u": ("train_loss.args.lr_u", float),
+    "lr_v": ("train_loss.args.lr_v", float),
+    "bs": ("data_loader.batch_size", int),
+    "percent": ("noise.rate", float),
+    "name": ("name", str),
+    "seed": ("seed", int),
+    "std": ("train_loss.args.init_std", float),
+    "consist": ("train_loss.args.ratio_consistency", float),
+    "balance": ("train_loss.args.ratio_balance", float),
+    "epochs": ("trainer.epochs", int),
+    "data_dir": ("data_loader.data_dir", str),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise ConfigError(f"command line: {message}")
+
+
+def build_arg_parser():
+    parser = _Parser(description="Train a classifier on noisy labels with SOP / SOP+.")
+    parser.add_argument("-c", "--config", help="JSON config file")
+    parser.add_argument("-r", "--resume", help="checkpoint file or run directory to resume")
+    parser.add_argument("-d", "--device", help="GPU indices to use, e.g. 0 or 0,1 (sets CUDA_VISIBLE_DEVICES)")
+    for flag, (path, kind) in FLAG_PATHS.items():
+        parser.add_argument(f"--{flag}", type=kind, help=f"sets {path}")
+    parser.add_argument("--asym", type=str2bool, help="true: asymmetric noise (noise.type=asym)")
+    parser.add_argument("--instance", type=str2bool, help="true: instance-dependent noise (noise.type=instance)")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="set any config key, e.g. -o trainer.amp=off (value parsed as JSON when it can be)")
+    return parser
+
+
+def deep_merge(base, update, path="", allow_new=False):
+    """Recursively merge ``update`` into a copy of ``base``; unknown keys are errors
+    except inside ``args`` blocks, whose keys go to constructors that check them."""
+    merged = copy.deepcopy(base)
+    problems = []
+    for key, value in update.items():
+        where = f"{path}{key}"
+        if key not in merged and not allow_new:
+            problems.append(f"unknown key '{where}'")
+            continue
+        if isinstance(merged.get(key), dict) and isinstance(value, dict):
+            sub, sub_problems = deep_merge(merged[key], value, where + ".", allow_new or key == "args")
+            merged[key] = sub
+            problems += sub_problems
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged, problems
+
+
+def set_path(config, dotted, value):
+    """Set ``a.b.c`` in a nested dict; only existing keys (new ones inside ``args``)."""
+    node = config
+    keys = dotted.split(".")
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        inside_args = depth > 0 and keys[depth - 1] == "args"
+        if not isinstance(node, dict) or (key not in node and not (last and inside_args)):
+            raise ConfigError(f"unknown config key '{dotted}'")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def parse_override(text):
+    if "=" not in text:
+        raise ConfigError(f"-o expects KEY.PATH=VALUE, got '{text}'")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def read_json(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object")
+    return data
+
+
+def apply_flags(config, args):
+    for flag, (path, _) in FLAG_PATHS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            set_path(config, path, value)
+    if args.asym is not None:
+        if args.asym:
+            config["noise"]["type"] = "asym"
+        elif config["noise"]["type"] == "asym":
+            config["noise"]["type"] = "sym"
+    if args.instance is not None:
+        if args.instance:
+            config["noise"]["type"] = "instance"
+        elif config["noise"]["type"] == "instance":
+            config["noise"]["type"] = "sym"
+    for text in args.override:
+        set_path(config, *parse_override(text))
+    return config
+
+
+def merge_config(base_json, args):
+    """DEFAULTS < base_json < flags < -o; returns a validated dict."""
+    config, problems = deep_merge(DEFAULTS, base_json)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    config = apply_flags(config, args)
+    problems = validate(config)
+    if problems:
+        raise ConfigError("invalid config: " + "; ".join(problems))
+    return config
+
+
+def run_tag(config):
+    """Directory name of a run: dataset, noise type and rate, start time."""
+    noise = config["noise"]
+    dataset = config["data_loader"]["dataset"]
+    if noise["type"] == "human":
+        tag = f"human-{noise['label_set']}"
+    elif noise["type"] == "clean" or noise["rate"] == 0:
+        tag = "clean"
+    else:
+        tag = f"{noise['type']}{round(noise['rate'] * 100):g}"
+    return f"{dataset}_{tag}_{time.strftime('%m%d_%H%M%S')}"
+
+
+def parse_args(argv=None):
+    """Returns (config, run_dir, resume_checkpoint_path or None). Creates nothing."""
+    args = build_arg_parser().parse_args(argv)
+    if args.device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.device
+    if args.resume:
+        from trainer.checkpoint import find_resume_checkpoint, read_checkpoint_config
+        checkpoint_path = find_resume_checkpoint(args.resume)
+        base = read_checkpoint_config(checkpoint_path)
+        if args.config:
+            base, problems = deep_merge(base, read_json(args.config))
+            if problems:
+                raise ConfigError("; ".join(problems))
+        config = merge_config(base, args)
+        return config, os.path.dirname(checkpoint_path), checkpoint_path
+    if not args.config:
+        raise ConfigError("give a config with -c CONFIG.json or a checkpoint with -r")
+    config = merge_config(read_json(args.config), args)
+    run_dir = os.path.join(config["trainer"]["save_dir"], config["name"], run_tag(config))
+    return config, run_dir, None

@@ -1,0 +1,233 @@
+"""The training loop: epochs, evaluation, checkpoints, logging, resume."""
+import contextlib
+import json
+import math
+import os
+import time
+
+import torch
+from tqdm import tqdm
+
+from model.loss import cross_entropy_loss, sop_loss
+from trainer.checkpoint import BEST, LATEST, save_atomic
+from utils.errors import UserError
+from utils.seed import rng_state, set_rng_state
+
+
+class NonFiniteLoss(UserError):
+    pass
+
+
+class Trainer:
+    def __init__(self, model, optimizer, scheduler, data, config, run_dir, metrics, log,
+                 device, sop_params=None, amp_dtype=None, channels_last=False, compiled_model=None):
+        self.model, self.forward = model, compiled_model or model
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.sop = sop_params
+        self.data, self.config, self.run_dir = data, config, run_dir
+        self.metrics, self.log, self.device = metrics, log, device
+        self.amp_dtype, self.channels_last = amp_dtype, channels_last
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        loss_args = config["train_loss"]["args"]
+        self.ratio_consistency = float(loss_args.get("ratio_consistency", 0.0))
+        self.ratio_balance = float(loss_args.get("ratio_balance", 0.0))
+        self.epochs = config["trainer"]["epochs"]
+        self.monitor = self._monitor_key(config["trainer"]["monitor"], data.val_loader is not None)
+        self.start_epoch = 0
+        self.best = {"test_accuracy": -1.0, "test_epoch": 0, "monitor": -math.inf, "monitor_epoch": 0,
+                     "test_at_monitor": None}
+        self.sync_every = 1 if device.type == "cpu" else 25
+
+    @staticmethod
+    def _monitor_key(setting, has_val):
+        if setting == "off":
+            return None
+        if setting == "auto":
+            return "val_accuracy" if has_val else "test_accuracy"
+        return setting.split()[1]
+
+    # ---- one step / one epoch -------------------------------------------------
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _prepare(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def train_step(self, batch):
+        size = len(batch.index)
+        x = batch.x if batch.x_strong is None else torch.cat([batch.x, batch.x_strong])
+        with self._autocast():
+            out = self.forward(self._prepare(x))
+        out = out.float()
+        logits, logits_strong = out[:size], (out[size:] if batch.x_strong is not None else None)
+        if self.sop is not None:
+            u_rows, v_rows = self.sop.rows(batch.index)
+            terms = sop_loss(logits, batch.y, u_rows, v_rows, logits_strong,
+                             self.ratio_consistency, self.ratio_balance)
+        else:
+            terms = cross_entropy_loss(logits, batch.y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["loss"]).backward()
+        if self.sop is not None:
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+            self.sop.step(batch.index, u_rows, v_rows, grad_scale=scale)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return logits.detach(), {k: v.detach() for k, v in terms.items()}
+
+    def _check_finite(self, epoch, first_step, pending):
+        stacked = {k: torch.stack([terms[k] for terms in pending]) for k in pending[0]}
+        bad = ~torch.isfinite(stacked["loss"])
+        if bad.any():
+            offset = int(bad.nonzero()[0])
+            values = ", ".join(f"{k}={float(v[offset]):.4g}" for k, v in stacked.items())
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch}, step {first_step + offset + 1}: {values}; "
+                                f"the last good checkpoint is {os.path.join(self.run_dir, LATEST)}")
+
+    def train_epoch(self, epoch):
+        self.model.train()
+        loader = self.data.train_loader
+        loader.set_epoch(epoch)
+        sums, correct, correct_clean, seen = {}, 0, 0, 0
+        pending, start = [], time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", leave=False, dynamic_ncols=True,
+                   disable=not self.config["trainer"]["progress_bar"])
+        for step, batch in enumerate(bar):
+            logits, terms = self.train_step(batch)
+            size = len(batch.index)
+            predicted = logits.argmax(dim=1)
+            correct = correct + (predicted == batch.y).sum()
+            if self.data.train_clean is not None:
+                correct_clean = correct_clean + (predicted == self.data.train_clean[batch.index]).sum()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value * size
+            seen += size
+            pending.append(terms)
+            if len(pending) >= self.sync_every:
+                self._check_finite(epoch, step + 1 - len(pending), pending)
+                pending = []
+                bar.set_postfix(loss=f"{float(sums['loss']) / seen:.3f}", acc=f"{float(correct) / seen:.3f}")
+        if pending:
+            self._check_finite(epoch, step + 1 - len(pending), pending)
+        seconds = time.perf_counter() - start
+        result = {f"loss/train_{k}" if k != "loss" else "loss/train": float(v) / seen for k, v in sums.items()}
+        result["accuracy/train"] = float(correct) / seen
+        if self.data.train_clean is not None:
+            result["accuracy/train_clean_labels"] = float(correct_clean) / seen
+        result["time/epoch_seconds"] = seconds
+        result["time/train_images_per_s"] = seen / seconds
+        return result
+
+    @torch.no_grad()
+    def evaluate(self, loader):
+        self.model.eval()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batch in loader:
+            with self._autocast():
+                logits = self.forward(self._prepare(batch.x)).float()
+            loss_sum = loss_sum + torch.nn.functional.cross_entropy(logits, batch.y, reduction="sum")
+            correct = correct + (logits.argmax(dim=1) == batch.y).sum()
+            seen += len(batch.y)
+        return float(loss_sum) / seen, float(correct) / seen
+
+    # ---- checkpoints ----------------------------------------------------------
+    def state_dict(self, epoch):
+        return {
+            "epoch": epoch,
+            "arch": self.config["arch"]["type"],
+            "num_train": self.data.num_train,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "sop": self.sop.state_dict() if self.sop is not None else None,
+            "best": dict(self.best),
+            "rng": rng_state(),
+            "config": self.config,
+        }
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["lr_scheduler"] is not None:
+            self.scheduler.load_state_dict(state["lr_scheduler"])
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.sop is not None:
+            self.sop.load_state_dict(state["sop"])
+        self.best = dict(state["best"])
+        set_rng_state(state["rng"])
+        self.start_epoch = int(state["epoch"])
+
+    # ---- the whole run --------------------------------------------------------
+    def _evaluate_all(self, epoch):
+        result = {}
+        if epoch % self.config["trainer"]["eval_every"] == 0 or epoch == self.epochs:
+            result["loss/test"], result["accuracy/test"] = self.evaluate(self.data.test_loader)
+            if self.data.val_loader is not None:
+                result["loss/val"], result["accuracy/val"] = self.evaluate(self.data.val_loader)
+        return result
+
+    def _update_best(self, epoch, result):
+        improved = False
+        test = result.get("accuracy/test")
+        if test is not None and test > self.best["test_accuracy"]:
+            self.best.update(test_accuracy=test, test_epoch=epoch)
+        value = result.get("accuracy/val" if self.monitor == "val_accuracy" else "accuracy/test")
+        if self.monitor is not None and value is not None and value > self.best["monitor"]:
+            self.best.update(monitor=value, monitor_epoch=epoch, test_at_monitor=test)
+            improved = True
+        return improved
+
+    def _epoch_line(self, epoch, result):
+        parts = [f"epoch {epoch:>3}/{self.epochs}", f"loss {result['loss/train']:.4f}",
+                 f"train acc {result['accuracy/train']:.4f}"]
+        for key, label in (("accuracy/val", "val acc"), ("accuracy/test", "test acc")):
+            if key in result:
+                parts.append(f"{label} {result[key]:.4f}")
+        parts += [f"lr {result['lr']:.3g}", f"{result['time/epoch_seconds']:.1f}s",
+                  f"{result['time/train_images_per_s']:.0f} img/s"]
+        return " | ".join(parts)
+
+    def fit(self):
+        for epoch in range(self.start_epoch + 1, self.epochs + 1):
+            lr = self.optimizer.param_groups[0]["lr"]
+            result = self.train_epoch(epoch)
+            result["lr"] = lr
+            if self.scheduler is not None:
+                self.scheduler.step()
+            result.update(self._evaluate_all(epoch))
+            improved = self._update_best(epoch, result)
+            self.metrics.write(epoch, result)
+            self.log.info(self._epoch_line(epoch, result))
+            state = self.state_dict(epoch)
+            save_atomic(state, os.path.join(self.run_dir, LATEST))
+            if improved:
+                save_atomic(state, os.path.join(self.run_dir, BEST))
+        return self.report()
+
+    def report(self):
+        last = None
+        path = self.metrics.path
+        if os.path.exists(path):
+            with open(path) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+            last = next((r["accuracy/test"] for r in reversed(rows) if "accuracy/test" in r), None)
+        summary = {
+            "last_test_accuracy": last,
+            "best_test_accuracy": self.best["test_accuracy"],
+            "best_test_epoch": self.best["test_epoch"],
+            "monitor": self.monitor,
+            "best_monitor_epoch": self.best["monitor_epoch"],
+        }
+        if self.monitor == "val_accuracy":
+            summary["test_accuracy_at_best_val"] = self.best["test_at_monitor"]
+        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        self.log.info(f"last test accuracy {last:.4f} | best test accuracy {self.best['test_accuracy']:.4f} "
+                      f"at epoch {self.best['test_epoch']} (paper protocol)"
+                      + (f" | test accuracy at best val epoch {self.best['monitor_epoch']}: "
+                         f"{self.best['test_at_monitor']:.4f}" if self.monitor == "val_accuracy" else ""))
+        return summary
