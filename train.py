@@ -19,7 +19,7 @@ from model.sop_params import SampleNoiseParams
 from parse_config import parse_args
 from trainer.checkpoint import load_checkpoint
 from trainer.run_logger import MetricsWriter, close_text_logger, make_text_logger
-from trainer.trainer import Trainer
+from trainer.trainer import NonFiniteLoss, Trainer, TrainingInterrupted
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.runtime import resolve_amp, resolve_channels_last, resolve_device
 from utils.seed import seed_everything
@@ -116,6 +116,12 @@ def main(argv=None):
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteLoss as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except TrainingInterrupted as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
     return 0
 
 

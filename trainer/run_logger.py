@@ -54,7 +54,7 @@ class MetricsWriter:
             f.write(json.dumps({"epoch": epoch, **scalars}) + "\n")
         if self.writer is not None:
             for key, value in scalars.items():
-                if isinstance(value, (int, float)) and "/" in key:
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.writer.add_scalar(key, value, epoch)
             self.writer.flush()
 

@@ -10,12 +10,19 @@ from tqdm import tqdm
 
 from model.loss import cross_entropy_loss, sop_loss
 from trainer.checkpoint import BEST, LATEST, save_atomic
-from utils.errors import UserError
 from utils.seed import rng_state, set_rng_state
 
 
-class NonFiniteLoss(UserError):
-    pass
+class NonFiniteLoss(Exception):
+    """Training diverged; the last good checkpoint is kept. Exit code 3."""
+
+
+class TrainingInterrupted(Exception):
+    """A stop was requested (SIGTERM/SIGINT); the latest checkpoint is saved."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Trainer:
@@ -37,6 +44,10 @@ class Trainer:
         self.best = {"test_accuracy": -1.0, "test_epoch": 0, "monitor": -math.inf, "monitor_epoch": 0,
                      "test_at_monitor": None}
         self.sync_every = 1 if device.type == "cpu" else 25
+        self.stop_signal = None          # set by a signal handler; checked at epoch ends
+
+    def request_stop(self, signum):
+        self.stop_signal = signum
 
     @staticmethod
     def _monitor_key(setting, has_val):
@@ -206,6 +217,9 @@ class Trainer:
             save_atomic(state, os.path.join(self.run_dir, LATEST))
             if improved:
                 save_atomic(state, os.path.join(self.run_dir, BEST))
+            if self.stop_signal is not None:
+                raise TrainingInterrupted(f"stopped by signal {self.stop_signal} after epoch {epoch}; resume with "
+                                          f"-r {os.path.join(self.run_dir, LATEST)}", 128 + self.stop_signal)
         return self.report()
 
     def report(self):

@@ -1,0 +1,91 @@
+"""Config precedence (defaults < JSON < flags < -o), booleans and errors."""
+import json
+
+import pytest
+
+from parse_config import parse_args
+from utils.config_schema import DEFAULTS
+from utils.errors import ConfigError
+
+
+def write(tmp_path, data):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_defaults_then_json_then_flags_then_overrides(tmp_path):
+    path = write(tmp_path, {"optimizer": {"args": {"lr": 0.1}}, "seed": 7,
+                            "train_loss": {"args": {"lr_u": 2}}})
+    config, _, _ = parse_args(["-c", path, "--lr", "0.05", "-o", "train_loss.args.lr_u=3", "--bs", "64"])
+    assert config["optimizer"]["args"]["lr"] == 0.05          # flag beats JSON
+    assert config["seed"] == 7                                  # JSON beats default
+    assert config["train_loss"]["args"]["lr_u"] == 3            # -o beats JSON
+    assert config["data_loader"]["batch_size"] == 64
+    assert config["optimizer"]["args"]["momentum"] == DEFAULTS["optimizer"]["args"]["momentum"]
+
+
+def test_official_flags_map_to_config_keys():
+    config, run_dir, resume = parse_args([
+        "-c", "config_cifar100.json", "--lr_u", "0.1", "--lr_v", "100", "--percent", "0.4",
+        "--name", "CIFAR100", "--asym", "True", "--std", "1e-9", "--consist", "0.5", "--balance", "0.2",
+        "--epochs", "3", "--seed", "5", "--data_dir", "somewhere"])
+    args = config["train_loss"]["args"]
+    assert (args["lr_u"], args["lr_v"], args["init_std"]) == (0.1, 100.0, 1e-9)
+    assert (args["ratio_consistency"], args["ratio_balance"]) == (0.5, 0.2)
+    assert config["noise"] == {**config["noise"], "type": "asym", "rate": 0.4}
+    assert (config["trainer"]["epochs"], config["seed"], config["data_loader"]["data_dir"]) == (3, 5, "somewhere")
+    assert resume is None
+    parts = run_dir.split("/")
+    assert parts[-2] == "CIFAR100" and parts[-1].startswith("cifar100_asym40_")
+
+
+@pytest.mark.parametrize("text, expected", [("False", "sym"), ("false", "sym"), ("0", "sym"), ("True", "asym")])
+def test_asym_flag_parses_booleans(tmp_path, text, expected):
+    path = write(tmp_path, {"noise": {"type": "asym"}})
+    config, _, _ = parse_args(["-c", path, "--asym", text])
+    assert config["noise"]["type"] == expected
+
+
+def test_instance_flag_selects_instance_noise():
+    config, _, _ = parse_args(["-c", "config_cifar10.json", "--instance", "True", "--percent", "0.4"])
+    assert config["noise"]["type"] == "instance" and config["noise"]["rate"] == 0.4
+
+
+def test_override_values_parse_as_json_and_args_blocks_accept_new_keys():
+    config, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "trainer.tensorboard=false",
+                               "-o", "optimizer.args.nesterov=true", "-o", "trainer.amp=off"])
+    assert config["trainer"]["tensorboard"] is False
+    assert config["optimizer"]["args"]["nesterov"] is True
+    assert config["trainer"]["amp"] == "off"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["-c", "config_cifar10.json", "-o", "trainer.epoch=3"], "trainer.epoch"),
+    (["-c", "config_cifar10.json", "-o", "nonsense"], "KEY.PATH=VALUE"),
+    (["-c", "config_cifar10.json", "--percent", "1.5"], "noise.rate"),
+    (["-c", "config_cifar10.json", "--asym", "maybe"], "--asym"),
+    (["-c", "missing.json"], "missing.json"),
+    (["-c", "config_cifar10.json", "-o", "arch.type=VGG"], "arch.type"),
+    (["-c", "config_cifar10.json", "-o", "noise.type=bogus"], "noise.type"),
+    (["-c", "config_cifar10.json", "-o", "optimizer.type=Foo"], "optimizer.type"),
+    ([], "-c"),
+])
+def test_bad_input_raises_config_error_naming_the_problem(argv, fragment):
+    with pytest.raises(ConfigError) as err:
+        parse_args(argv)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    path = write(tmp_path, {"noise": {"rate": 2}, "trainer": {"epochs": 0}, "data_loader": {"batch_size": "x"}})
+    with pytest.raises(ConfigError) as err:
+        parse_args(["-c", path])
+    for key in ("noise.rate", "trainer.epochs", "data_loader.batch_size"):
+        assert key in str(err.value)
+
+
+def test_unknown_json_key_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'trainer.epohcs'"):
+        parse_args(["-c", write(tmp_path, {"trainer": {"epohcs": 3}})])

@@ -1,0 +1,128 @@
+"""End-to-end train.py runs on a tiny fake CIFAR-10 (width-8 network, CPU)."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from trainer.trainer import Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def only_run_dir(save_dir):
+    runs = glob.glob(os.path.join(save_dir, "*", "*"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def tensorboard_tags(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(run_dir)
+    events.Reload()
+    return events, set(events.Tags()["scalars"])
+
+
+def test_two_epoch_run_writes_a_complete_run_directory(tiny_run_args, tmp_path):
+    assert train.main(tiny_run_args + ["--epochs", "2", "--percent", "0.4"]) == 0
+    run_dir = only_run_dir(tmp_path / "saved")
+    assert os.path.basename(os.path.dirname(run_dir)) == "SOP_cifar10"
+    assert os.path.basename(run_dir).startswith("cifar10_sym40_")
+    for name in ("config.json", "labels.npz", "metrics.jsonl", "train.log", "results.json",
+                 "checkpoint-latest.pth", "model_best.pth"):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert config["noise"]["rate"] == 0.4 and config["arch"]["args"]["width"] == 8
+
+    labels = np.load(os.path.join(run_dir, "labels.npz"))
+    changed = labels["noisy_labels"] != labels["clean_labels"]
+    assert round(0.4 * 300) >= changed.sum() > 0.25 * 300   # sym: round(pN) redrawn, ~1/10 unchanged
+
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("loss/train", "loss/train_ce", "loss/train_mse", "accuracy/train", "accuracy/test", "lr",
+                "time/epoch_seconds", "time/train_images_per_s"):
+        assert key in rows[0], key
+
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    assert results["last_test_accuracy"] == rows[-1]["accuracy/test"]
+    assert results["best_test_accuracy"] == max(r["accuracy/test"] for r in rows)
+
+    state = torch.load(os.path.join(run_dir, "checkpoint-latest.pth"), weights_only=True)
+    assert state["epoch"] == 2 and state["config"] == config
+    assert state["sop"]["u"].shape == (300, 1) and state["sop"]["v"].shape == (300, 10)
+    for key in ("model", "optimizer", "lr_scheduler", "best", "rng"):
+        assert key in state
+
+    events, tags = tensorboard_tags(run_dir)
+    assert {"loss/train", "accuracy/train", "accuracy/test", "lr"} <= tags
+    assert [e.step for e in events.Scalars("accuracy/test")] == [1, 2]
+    log = open(os.path.join(run_dir, "train.log")).read()
+    assert "realised" in log and "img/s" in log and "best test accuracy" in log
+
+
+def stop_after_first_epoch(monkeypatch):
+    original = Trainer.train_epoch
+
+    def train_epoch(self, epoch):
+        result = original(self, epoch)
+        if epoch == 1:
+            self.request_stop(15)
+        return result
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+
+
+def test_resume_continues_exactly(tiny_run_args, tmp_path, monkeypatch):
+    args = tiny_run_args + ["--epochs", "2"]
+    assert train.main(args + ["-o", f"trainer.save_dir={tmp_path / 'straight'}"]) == 0
+    straight = torch.load(os.path.join(only_run_dir(tmp_path / "straight"), "checkpoint-latest.pth"),
+                          weights_only=True)
+
+    with monkeypatch.context() as patch:
+        stop_after_first_epoch(patch)
+        assert train.main(args + ["-o", f"trainer.save_dir={tmp_path / 'split'}"]) == 143
+    run_dir = only_run_dir(tmp_path / "split")
+    assert torch.load(os.path.join(run_dir, "checkpoint-latest.pth"), weights_only=True)["epoch"] == 1
+    assert train.main(["-r", os.path.join(run_dir, "checkpoint-latest.pth")]) == 0
+    resumed = torch.load(os.path.join(run_dir, "checkpoint-latest.pth"), weights_only=True)
+
+    assert resumed["epoch"] == 2
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    assert torch.equal(straight["sop"]["u"], resumed["sop"]["u"])
+    assert torch.equal(straight["sop"]["v"], resumed["sop"]["v"])
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_cross_entropy_baseline_runs(tiny_run_args, tmp_path):
+    assert train.main(tiny_run_args + ["--epochs", "1", "-o", "train_loss.type=cross_entropy"]) == 0
+    state = torch.load(os.path.join(only_run_dir(tmp_path / "saved"), "checkpoint-latest.pth"), weights_only=True)
+    assert state["sop"] is None
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["-o", "trainer.epochs=-1"], "trainer.epochs"),
+    (["--percent", "1.5"], "noise.rate"),
+    (["-o", "bogus.key=1"], "bogus.key"),
+    (["-o", "arch.type=Nope"], "arch.type"),
+])
+def test_bad_input_exits_2_with_one_line_and_no_run_directory(tiny_run_args, tmp_path, extra, fragment):
+    result = subprocess.run([sys.executable, "train.py", *tiny_run_args, *extra], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and fragment in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "saved")
+
+
+def test_missing_dataset_without_download_is_a_clear_error(tiny_run_args, tmp_path, capsys):
+    code = train.main(tiny_run_args + ["--data_dir", str(tmp_path / "empty"), "-o", "data_loader.download=false"])
+    assert code == 2
+    assert "cifar-10-batches-py" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "saved")
