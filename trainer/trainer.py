@@ -27,7 +27,7 @@ class TrainingInterrupted(Exception):
 
 class Trainer:
     def __init__(self, model, optimizer, scheduler, data, config, run_dir, metrics, log,
-                 device, sop_params=None, amp_dtype=None, channels_last=False, compiled_model=None, monitors=()):
+                 device, sop_params=None, amp_dtype=None, channels_last=False, compiled_model=None, callbacks=()):
         self.model, self.forward = model, compiled_model or model
         self.optimizer, self.scheduler = optimizer, scheduler
         self.sop = sop_params
@@ -35,7 +35,7 @@ class Trainer:
         self.metrics, self.log, self.device = metrics, log, device
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
         # objects with on_batch(batch, logits), on_epoch_end(epoch, trainer) -> dict, on_fit_end(trainer)
-        self.monitors = list(monitors)
+        self.callbacks = list(callbacks)
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         loss_args = config["train_loss"]["args"]
         self.ratio_consistency = float(loss_args.get("ratio_consistency", 0.0))
@@ -109,8 +109,8 @@ class Trainer:
                    disable=not self.config["trainer"]["progress_bar"])
         for step, batch in enumerate(bar):
             logits, terms = self.train_step(batch)
-            for monitor in self.monitors:
-                monitor.on_batch(batch, logits)
+            for callback in self.callbacks:
+                callback.on_batch(batch, logits)
             size = len(batch.index)
             predicted = logits.argmax(dim=1)
             correct = correct + (predicted == batch.y).sum()
@@ -214,8 +214,8 @@ class Trainer:
             if self.scheduler is not None:
                 self.scheduler.step()
             result.update(self._evaluate_all(epoch))
-            for monitor in self.monitors:
-                result.update(monitor.on_epoch_end(epoch, self))
+            for callback in self.callbacks:
+                result.update(callback.on_epoch_end(epoch, self))
             improved = self._update_best(epoch, result)
             self.metrics.write(epoch, result)
             self.log.info(self._epoch_line(epoch, result))
@@ -226,8 +226,8 @@ class Trainer:
             if self.stop_signal is not None:
                 raise TrainingInterrupted(f"stopped by signal {self.stop_signal} after epoch {epoch}; resume with "
                                           f"-r {os.path.join(self.run_dir, LATEST)}", 128 + self.stop_signal)
-        for monitor in self.monitors:
-            monitor.on_fit_end(self)
+        for callback in self.callbacks:
+            callback.on_fit_end(self)
         return self.report()
 
     def report(self):
