@@ -18,9 +18,11 @@ from model.networks import build_arch
 from model.sop_params import SampleNoiseParams
 from parse_config import parse_args
 from trainer.checkpoint import load_checkpoint
+from trainer.noise_monitor import NoiseMonitor
 from trainer.run_logger import MetricsWriter, close_text_logger, make_text_logger
 from trainer.trainer import NonFiniteLoss, Trainer, TrainingInterrupted
 from utils.errors import CheckpointError, ConfigError, UserError
+from utils.matrix_image import matrix_image
 from utils.runtime import resolve_amp, resolve_channels_last, resolve_device
 from utils.seed import seed_everything
 
@@ -79,7 +81,9 @@ def build_and_train(config, run_dir, resume_path):
             data.save_labels(run_dir)
         trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, log, device,
                           sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
-                          channels_last=channels_last, compiled_model=compiled)
+                          channels_last=channels_last, compiled_model=compiled,
+                          callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"], run_dir,
+                                                  eval_batch_size=config["data_loader"]["eval_batch_size"])])
         if state is not None:
             try:
                 trainer.load_state_dict(state)
@@ -93,6 +97,8 @@ def build_and_train(config, run_dir, resume_path):
                  f"| loss {config['train_loss']['type']}")
         if trainer.start_epoch:
             log.info(f"resuming after epoch {trainer.start_epoch} from {resume_path}")
+        else:
+            metrics.add_image("noise/transition_true", matrix_image(data.transition), 0)
         training = True
         return trainer.fit()
     except BaseException:

@@ -63,6 +63,8 @@ def test_two_epoch_run_writes_a_complete_run_directory(tiny_run_args, tmp_path):
     events, tags = tensorboard_tags(run_dir)
     assert {"loss/train", "accuracy/train", "accuracy/test", "lr"} <= tags
     assert [e.step for e in events.Scalars("accuracy/test")] == [1, 2]
+    assert "noise/transition_true" in events.Tags()["images"]
+    assert {"loss/train_consistency", "loss/train_balance"} <= tags     # SOP+ is the config default
     log = open(os.path.join(run_dir, "train.log")).read()
     assert "realised" in log and "img/s" in log and "best test accuracy" in log
 
