@@ -24,15 +24,22 @@ def consistency_term(logits_weak, logits_strong):
     return F.kl_div(F.log_softmax(logits_strong, dim=1), target, reduction="none").sum(dim=1).mean()
 
 
-def balance_term(q):
+def balance_term(q, batch_mean=None):
     """-(1/C) sum_k log qbar_k, qbar the batch mean of the adjusted prediction."""
-    qbar = torch.clamp(q.mean(dim=0), min=EPS, max=1.0)
+    qbar = q.mean(dim=0) if batch_mean is None else batch_mean(q)
+    qbar = torch.clamp(qbar, min=EPS, max=1.0)
     return -torch.log(qbar).mean()
 
 
-def sop_loss(logits, labels, u_rows, v_rows, logits_strong=None, ratio_consistency=0.0, ratio_balance=0.0):
+def sop_loss(logits, labels, u_rows, v_rows, logits_strong=None, ratio_consistency=0.0, ratio_balance=0.0,
+             share=1.0, batch_mean=None):
     """SOP(+) loss of a batch. ``logits`` are the weak view's, float32 (B, C);
-    ``labels`` the given (noisy) labels (B,); ``u_rows`` (B, 1), ``v_rows`` (B, C)."""
+    ``labels`` the given (noisy) labels (B,); ``u_rows`` (B, 1), ``v_rows`` (B, C).
+
+    For data-parallel training a rank passes ``share`` = its batch size x world
+    size / global batch size (scales the per-sample terms) and ``batch_mean``,
+    a differentiable global-batch mean of q, so that averaging the ranks'
+    gradients gives the gradient of the single-process global-batch loss."""
     batch, num_classes = logits.shape
     onehot = F.one_hot(labels, num_classes).to(logits.dtype)
     q, U, V = noise_adjusted_prediction(logits, onehot, u_rows, v_rows)
@@ -40,17 +47,17 @@ def sop_loss(logits, labels, u_rows, v_rows, logits_strong=None, ratio_consisten
     predicted = F.one_hot(logits.detach().argmax(dim=1), num_classes).to(logits.dtype)
     mse = ((predicted + U - V - onehot) ** 2).sum() / batch
     terms = {"ce": ce, "mse": mse}
-    loss = ce + mse
+    loss = share * (ce + mse)
     if ratio_balance > 0:
-        terms["balance"] = balance_term(q)
+        terms["balance"] = balance_term(q, batch_mean)
         loss = loss + ratio_balance * terms["balance"]
     if ratio_consistency > 0 and logits_strong is not None:
         terms["consistency"] = consistency_term(logits, logits_strong)
-        loss = loss + ratio_consistency * terms["consistency"]
+        loss = loss + share * ratio_consistency * terms["consistency"]
     terms["loss"] = loss
     return terms
 
 
-def cross_entropy_loss(logits, labels, **_):
-    loss = F.cross_entropy(logits, labels)
-    return {"ce": loss, "loss": loss}
+def cross_entropy_loss(logits, labels, share=1.0, **_):
+    ce = F.cross_entropy(logits, labels)
+    return {"ce": ce, "loss": share * ce}

@@ -7,6 +7,9 @@ momentum or weight decay (SOP's setting) this is exactly the dense update,
 whose gradient is zero outside the batch, at a cost independent of N.
 """
 import torch
+import torch.distributed as dist
+
+from utils.dist import active, all_gather_rows
 
 
 class SampleNoiseParams:
@@ -31,14 +34,21 @@ class SampleNoiseParams:
         gradient is not finite are left unchanged (GradScaler skips such steps
         for the network), decided on the device without a host sync.
         Duplicate indices add up, as in the dense gradient.
+
+        Under torch.distributed every rank gathers all ranks' indices and row
+        gradients and applies the same update, so u and v stay identical on
+        every rank. Each rank's loss is scaled so that its gradients are
+        world_size times its share of the global-batch gradient (see
+        trainer.Trainer.train_step), hence the division by world_size.
         """
-        grad_u, grad_v = u_rows.grad, v_rows.grad
+        index, grad_u, grad_v = all_gather_rows(index, u_rows.grad, v_rows.grad)
+        world_size = dist.get_world_size() if active() else 1
         if grad_scale != 1.0:
             finite = torch.isfinite(grad_u).all() & torch.isfinite(grad_v).all()
             grad_u = torch.where(finite, grad_u, torch.zeros_like(grad_u))
             grad_v = torch.where(finite, grad_v, torch.zeros_like(grad_v))
-        self.u.index_add_(0, index, grad_u, alpha=-self.lr_u / grad_scale)
-        self.v.index_add_(0, index, grad_v, alpha=-self.lr_v / grad_scale)
+        self.u.index_add_(0, index, grad_u, alpha=-self.lr_u / (grad_scale * world_size))
+        self.v.index_add_(0, index, grad_v, alpha=-self.lr_v / (grad_scale * world_size))
 
     def state_dict(self):
         return {"u": self.u, "v": self.v, "lr_u": self.lr_u, "lr_v": self.lr_v}
