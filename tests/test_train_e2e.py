@@ -128,3 +128,39 @@ def test_missing_dataset_without_download_is_a_clear_error(tiny_run_args, tmp_pa
     assert code == 2
     assert "cifar-10-batches-py" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "saved")
+
+
+def test_validation_split_selects_the_best_model_and_reports_test_at_best_val(tiny_run_args, tmp_path):
+    args = tiny_run_args + ["--epochs", "2", "--consist", "0", "--balance", "0",
+                            "-o", "data_loader.validation_split=0.2"]
+    assert train.main(args) == 0
+    run_dir = only_run_dir(tmp_path / "saved")
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    best_val_epoch = max(rows, key=lambda r: r["accuracy/val"])["epoch"]   # first maximum wins
+    assert results["monitor"] == "val_accuracy" and results["best_monitor_epoch"] == best_val_epoch
+    assert results["test_accuracy_at_best_val"] == rows[best_val_epoch - 1]["accuracy/test"]
+    best = torch.load(os.path.join(run_dir, "model_best.pth"), weights_only=True)
+    assert best["epoch"] == best_val_epoch
+    held_out = len(np.load(os.path.join(run_dir, "labels.npz"))["val_index"])
+    assert 55 <= held_out <= 65 and state_size(run_dir) == 300 - held_out   # ~20% held out, per class
+
+
+def state_size(run_dir):
+    return torch.load(os.path.join(run_dir, "checkpoint-latest.pth"), weights_only=True)["sop"]["u"].shape[0]
+
+
+def test_cifar100_asymmetric_run(tmp_path):
+    from tests.cifar_fixtures import write_fake_cifar100
+    write_fake_cifar100(str(tmp_path / "data"), n_train=400, n_test=100)
+    argv = ["-c", "config_cifar100.json", "--data_dir", str(tmp_path / "data"), "--lr_u", "0.1", "--lr_v", "100",
+            "--percent", "0.4", "--name", "CIFAR100", "--asym", "True", "--epochs", "1", "--bs", "100",
+            "-o", "arch.args.width=8", "-o", f"trainer.save_dir={tmp_path / 'saved'}",
+            "-o", "trainer.progress_bar=false"]
+    assert train.main(argv) == 0
+    run_dir = only_run_dir(tmp_path / "saved")
+    assert os.path.basename(run_dir).startswith("cifar100_asym40_")
+    labels = np.load(os.path.join(run_dir, "labels.npz"))
+    flipped = labels["noisy_labels"] != labels["clean_labels"]
+    assert np.all(labels["noisy_labels"][flipped] // 5 == labels["clean_labels"][flipped] // 5)
+    assert state_size(run_dir) == 400
