@@ -1,0 +1,207 @@
+"""Accuracy benchmark: cross-entropy vs SOP vs SOP+ on CIFAR-10 under label noise.
+
+    python benchmarks/accuracy.py --data-dir data/ --out benchmarks/RESULTS_accuracy.md
+
+Each (noise setting, method) pair is one `python train.py` subprocess with
+``-o`` overrides; its results.json, metrics.jsonl and labels.npz are read back
+and one markdown table (final / best test accuracy, detection AUROC when the
+run logs ``noise/auroc``, seed, wall time) is printed and written to --out,
+with the rows as JSON next to it. The defaults are the CPU-sized table; the
+same table at full size on a GPU: --subset 0 --width 64 --epochs 300 --eval-every 1.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+SHARED_CIFAR_N = "/work/shared/data/cifar-n/CIFAR-10_human.pt"
+
+SETTINGS = {  # name -> (label, overrides)
+    "clean": ("clean", ["noise.type=clean", "noise.rate=0.0"]),
+    "sym50": ("50% symmetric", ["noise.type=sym", "noise.rate=0.5"]),
+    "asym40": ("40% asymmetric", ["noise.type=asym", "noise.rate=0.4"]),
+    "worst": ("CIFAR-10N worst", ["noise.type=human", "noise.label_set=worst"]),
+}
+METHODS = {  # name -> (label, overrides)
+    "ce": ("cross-entropy", ["train_loss.type=cross_entropy"]),
+    "sop": ("SOP", ["train_loss.type=sop", "train_loss.args.ratio_consistency=0.0",
+                    "train_loss.args.ratio_balance=0.0"]),
+    "sop+": ("SOP+", ["train_loss.type=sop", "train_loss.args.ratio_consistency=0.9",
+                      "train_loss.args.ratio_balance=0.1"]),
+}
+
+
+def csv_choices(choices):
+    def parse(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        bad = [name for name in names if name not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(choices)}; got {text!r}")
+        return names
+    return parse
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", default="data/", help="holds cifar-10-batches-py/")
+    p.add_argument("--cifar-n-file", default=SHARED_CIFAR_N if os.path.isfile(SHARED_CIFAR_N) else None,
+                   help="CIFAR-10_human.pt (default: the shared copy, else DATA_DIR/CIFAR-N/)")
+    p.add_argument("--settings", type=csv_choices(SETTINGS), default=list(SETTINGS))
+    p.add_argument("--methods", type=csv_choices(METHODS), default=list(METHODS))
+    p.add_argument("--subset", type=int, default=300, help="training images per class (0 = all 5,000)")
+    p.add_argument("--epochs", type=int, default=80)
+    p.add_argument("--width", type=int, default=8, help="PreActResNet18 width (64 = the paper's network)")
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr-u", type=float, default=10.0)
+    p.add_argument("--lr-v", type=float, default=10.0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--eval-every", type=int, default=5, help="test every k epochs and at the last")
+    p.add_argument("--seed", type=int, default=123, help="seeds training, the subset and the synthetic noise")
+    p.add_argument("--threads", type=int, default=0,
+                   help="OMP_NUM_THREADS of each run (0: torch's default); 1 degrades less on a busy shared CPU")
+    p.add_argument("--config", default=os.path.join(REPO, "config_cifar10.json"))
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="passed to every train.py run, e.g. -o trainer.amp=bf16")
+    p.add_argument("--work-dir", default="saved/accuracy_benchmark", help="where the runs are written")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a finished run from --work-dir instead of training when its config is identical")
+    p.add_argument("--out", default="benchmarks/accuracy_table.md", help="markdown table (and .json of the rows)")
+    return p
+
+
+def train_argv(args, setting, method):
+    overrides = [f"data_loader.data_dir={os.path.abspath(args.data_dir)}",
+                 f"data_loader.train_subset={args.subset}", f"data_loader.batch_size={args.batch_size}",
+                 f"arch.args.width={args.width}", f"trainer.epochs={args.epochs}",
+                 f"trainer.eval_every={args.eval_every}", f"optimizer.args.lr={args.lr}",
+                 f"train_loss.args.lr_u={args.lr_u}", f"train_loss.args.lr_v={args.lr_v}",
+                 f"seed={args.seed}", f"noise.seed={args.seed}", "trainer.progress_bar=false",
+                 "trainer.tensorboard=false", f"trainer.save_dir={os.path.abspath(args.work_dir)}",
+                 f"name={setting}_{method.replace('+', '_plus')}"]
+    overrides += SETTINGS[setting][1] + METHODS[method][1]
+    if setting == "worst" and args.cifar_n_file:
+        overrides.append(f"noise.file={os.path.abspath(args.cifar_n_file)}")
+    overrides += args.override
+    argv = ["-c", os.path.abspath(args.config)]
+    for item in overrides:
+        argv += ["-o", item]
+    return argv
+
+
+def finished_run(argv):
+    """The newest finished run directory whose config.json equals what ``argv`` would train, or None."""
+    from parse_config import parse_args
+    config, run_dir, _ = parse_args(argv)
+    for results in sorted(glob.glob(os.path.join(os.path.dirname(run_dir), "*", "results.json")), reverse=True):
+        with open(os.path.join(os.path.dirname(results), "config.json")) as f:
+            if json.load(f) == config:
+                return os.path.dirname(results)
+    return None
+
+
+def read_run(run_dir):
+    with open(os.path.join(run_dir, "results.json")) as f:
+        results = json.load(f)
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    # no noisy sample (clean labels) gives a NaN AUROC
+    aurocs = [r["noise/auroc"] for r in rows if r.get("noise/auroc") is not None and math.isfinite(r["noise/auroc"])]
+    labels = np.load(os.path.join(run_dir, "labels.npz"))
+    index = labels["train_index"]
+    noise = float(np.mean(labels["noisy_labels"][index] != labels["clean_labels"][index]))
+    return {"final": results["last_test_accuracy"], "best": results["best_test_accuracy"],
+            "best_epoch": results["best_test_epoch"], "auroc": aurocs[-1] if aurocs else None,
+            "train_fit": rows[-1]["accuracy/train"], "noise": noise, "epochs": rows[-1]["epoch"],
+            "run_dir": run_dir}
+
+
+def run_one(args, setting, method):
+    argv = train_argv(args, setting, method)
+    if args.reuse:
+        run_dir = finished_run(argv)
+        if run_dir is not None:
+            row = read_run(run_dir)
+            with open(os.path.join(run_dir, "benchmark_wall_s.txt")) as f:
+                row["wall_s"] = float(f.read())
+            return row
+    before = set(glob.glob(os.path.join(os.path.abspath(args.work_dir), "*", "*")))
+    start = time.perf_counter()
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "train.py")] + argv, cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wall = round(time.perf_counter() - start, 3)
+    new = sorted(set(glob.glob(os.path.join(os.path.abspath(args.work_dir), "*", "*"))) - before)
+    if proc.returncode != 0 or len(new) != 1:
+        tail = proc.stdout.strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"train.py exit {proc.returncode}: {tail[0]}", "wall_s": wall}
+    with open(os.path.join(new[0], "benchmark_wall_s.txt"), "w") as f:
+        f.write(str(wall))
+    row = read_run(new[0])
+    row["wall_s"] = wall
+    return row
+
+
+def pct(value):
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def markdown_table(rows, seed):
+    lines = ["| noise | realised noise (subset) | method | final test acc | best test acc (epoch) | "
+             "detection AUROC | train acc on given labels | seed | wall time |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        head = f"| {SETTINGS[row['setting']][0]} | "
+        if "error" in row:
+            lines.append(head + f"— | {METHODS[row['method']][0]} | {row['error']} | | | | {seed} | "
+                                f"{row['wall_s']:.0f} s |")
+            continue
+        auroc = "—" if row["auroc"] is None else f"{row['auroc']:.3f}"
+        lines.append(head + f"{pct(row['noise'])}% | {METHODS[row['method']][0]} | {pct(row['final'])} | "
+                            f"{pct(row['best'])} ({row['best_epoch']}) | {auroc} | {pct(row['train_fit'])} | "
+                            f"{seed} | {row['wall_s'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def machine():
+    import torch
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
+    return f"{device}, {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    rows = []
+    for setting in args.settings:
+        for method in args.methods:
+            row = dict(setting=setting, method=method, **run_one(args, setting, method))
+            rows.append(row)
+            status = row.get("error") or (f"final {pct(row['final'])} best {pct(row['best'])} "
+                                          f"auroc {row['auroc']}")
+            print(f"[{setting} / {method}] {status} | {row['wall_s']:.0f} s", flush=True)
+    command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = (f"Command: `{command}`\n\nMachine: {machine()}\n\n"
+            f"CIFAR-10 (slightly lossy JPEG copy), {args.subset or 'all'} training images per class, full 10,000-image "
+            f"test set; PreActResNet18 width {args.width}, {args.epochs} epochs, batch {args.batch_size}, "
+            f"SGD lr {args.lr} cosine, lr_u {args.lr_u}, lr_v {args.lr_v}, test every {args.eval_every} epochs. "
+            f"Accuracies in %.\n\n{markdown_table(rows, args.seed)}\n")
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(rows, f, indent=2)
+    return 1 if any("error" in row for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""benchmarks/accuracy.py end to end on the fake CIFAR-10 with tiny knobs."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import accuracy
+
+
+def tiny_args(cifar10_dir, tmp_path, *extra):
+    return ["--data-dir", cifar10_dir, "--subset", "6", "--epochs", "2", "--width", "8", "--eval-every", "2",
+            "--batch-size", "32", "--work-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "table.md"),
+            "-o", "data_loader.eval_batch_size=100", *extra]
+
+
+def test_table_of_two_settings_then_reused(cifar10_dir, tmp_path, capsys):
+    argv = tiny_args(cifar10_dir, tmp_path, "--settings", "clean,sym50", "--methods", "sop+")
+    assert accuracy.main(argv) == 0
+    rows = json.load(open(tmp_path / "table.json"))
+    assert [(r["setting"], r["method"]) for r in rows] == [("clean", "sop+"), ("sym50", "sop+")]
+    for row in rows:
+        metrics = [json.loads(line) for line in open(os.path.join(row["run_dir"], "metrics.jsonl"))]
+        assert [m["epoch"] for m in metrics] == [1, 2] and "accuracy/test" not in metrics[0]
+        assert row["final"] == metrics[-1]["accuracy/test"] == row["best"] and row["best_epoch"] == 2
+        config = json.load(open(os.path.join(row["run_dir"], "config.json")))
+        assert config["data_loader"]["train_subset"] == 6 and config["arch"]["args"]["width"] == 8
+        assert config["train_loss"]["args"]["ratio_consistency"] == 0.9 and row["wall_s"] > 0
+    assert rows[0]["noise"] == 0.0 and 0 < rows[1]["noise"] <= 0.5   # 60 images, round(0.5 * 300) redrawn overall
+    assert rows[0]["auroc"] is None                                   # no noisy sample: NaN in metrics.jsonl
+    assert rows[1]["auroc"] == metrics[-1]["noise/auroc"]
+    table = open(tmp_path / "table.md").read()
+    assert "| 50% symmetric | 33.3% | SOP+ |" in table and table.count("| 123 |") == 2
+    assert "Command: `python benchmarks/accuracy.py --data-dir" in table and "width 8, 2 epochs" in table
+
+    # --reuse takes the finished runs: same numbers, no new run directories
+    capsys.readouterr()
+    assert accuracy.main(argv + ["--reuse"]) == 0
+    again = json.load(open(tmp_path / "table.json"))
+    assert again == rows
+    assert sorted(os.listdir(tmp_path / "runs")) == ["clean_sop_plus", "sym50_sop_plus"]
+    assert all(len(os.listdir(tmp_path / "runs" / name)) == 1 for name in os.listdir(tmp_path / "runs"))
+
+
+def test_each_method_sets_its_loss(tmp_path):
+    from parse_config import parse_args
+    args = accuracy.build_parser().parse_args(["--work-dir", str(tmp_path), "--lr-u", "3", "--seed", "5"])
+    losses = {}
+    for method in ("ce", "sop", "sop+"):
+        config, run_dir, _ = parse_args(accuracy.train_argv(args, "asym40", method))
+        loss = config["train_loss"]
+        losses[method] = (loss["type"], loss["args"]["ratio_consistency"], loss["args"]["ratio_balance"])
+        assert loss["args"]["lr_u"] == 3 and config["seed"] == config["noise"]["seed"] == 5
+        assert config["noise"]["type"] == "asym" and config["noise"]["rate"] == 0.4
+        assert os.path.dirname(os.path.dirname(run_dir)) == str(tmp_path)
+    assert losses == {"ce": ("cross_entropy", 0.9, 0.1), "sop": ("sop", 0.0, 0.0), "sop+": ("sop", 0.9, 0.1)}
+
+
+def test_a_failed_run_is_a_table_row_and_a_nonzero_exit(cifar10_dir, tmp_path):
+    # a CIFAR-N label file of 5 labels does not fit the fake training set of 300 images
+    labels = tmp_path / "short_human.pt"
+    torch.save({"clean_label": np.zeros(5, np.int64), "worse_label": np.ones(5, np.int64)}, labels)
+    argv = tiny_args(cifar10_dir, tmp_path, "--settings", "worst", "--methods", "sop", "--cifar-n-file", str(labels))
+    assert accuracy.main(argv) == 1
+    row, = json.load(open(tmp_path / "table.json"))
+    assert row["error"].startswith("train.py exit 2: error:") and "has 5 labels but the training set has 300" in row["error"]
+    assert "| CIFAR-10N worst | — | SOP | train.py exit 2" in open(tmp_path / "table.md").read()
+
+
+def test_markdown_table_formats_percentages_and_missing_auroc():
+    row = dict(setting="asym40", method="sop", final=0.61234, best=0.7, best_epoch=12, auroc=None,
+               train_fit=0.5, noise=0.2, wall_s=90.0)
+    assert accuracy.markdown_table([row, dict(row, auroc=0.91234)], 7).splitlines()[2:] == [
+        "| 40% asymmetric | 20.0% | SOP | 61.2 | 70.0 (12) | — | 50.0 | 7 | 1.5 min |",
+        "| 40% asymmetric | 20.0% | SOP | 61.2 | 70.0 (12) | 0.912 | 50.0 | 7 | 1.5 min |"]
+
+
+def test_unknown_setting_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        accuracy.main(["--settings", "sym50,sym80"])
+    assert stop.value.code == 2
+    assert "expected a comma list of clean, sym50, asym40, worst; got 'sym50,sym80'" in capsys.readouterr().err
