@@ -75,3 +75,33 @@ def test_two_processes_match_one_process_with_the_global_batch(tmp_path):
         torch.testing.assert_close(rank0["v"], reference["v"], rtol=1e-5, atol=1e-7)
     initial = SampleNoiseParams(N, C, 5.0, 9.0, init_std=0.1, generator=torch.Generator().manual_seed(1))
     assert (reference["u"] != initial.u).sum() >= BATCH        # the steps really moved u
+
+
+def batchnorm_step(rank, world_size, out_dir):
+    from model.sync_batchnorm import convert_to_global_batchnorm
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 4, 4) * 2 + 1
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                              torch.nn.Linear(16, 2))
+    net = convert_to_global_batchnorm(net)
+    out = net(torch.tensor_split(x, world_size)[rank])
+    (out ** 2).sum().mul(world_size / 8).backward()   # each rank's share of the global mean
+    grads = {name: p.grad.clone() for name, p in net.named_parameters()}
+    if world_size > 1:
+        for g in grads.values():
+            torch.distributed.all_reduce(g)
+            g /= world_size
+    torch.save({"out": out.detach(), "grads": grads, "running": net[1].running_var.clone()},
+               os.path.join(out_dir, f"bn-{world_size}-{rank}.pt"))
+
+
+def test_global_batchnorm_matches_single_process_batchnorm(tmp_path):
+    batchnorm_step(0, 1, str(tmp_path))         # single process: plain BatchNorm2d semantics
+    run_workers(batchnorm_step, 2, str(tmp_path))
+    single = torch.load(tmp_path / "bn-1-0.pt")
+    halves = [torch.load(tmp_path / f"bn-2-{r}.pt") for r in range(2)]
+    torch.testing.assert_close(torch.cat([h["out"] for h in halves]), single["out"], rtol=1e-4, atol=1e-5)
+    for h in halves:
+        torch.testing.assert_close(h["running"], single["running"], rtol=1e-5, atol=1e-6)
+        for name, grad in single["grads"].items():
+            torch.testing.assert_close(h["grads"][name], grad, rtol=1e-4, atol=1e-5)
