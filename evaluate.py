@@ -1,0 +1,79 @@
+"""Test accuracy of a checkpoint and its ranked list of suspect training labels.
+
+    python evaluate.py -r saved/<name>/<run>/model_best.pth [--data_dir DIR] [--out FILE.csv]
+
+Rebuilds the run's data from the config stored in the checkpoint (same noisy
+labels, subset and split), runs the network once over the un-augmented
+training images and writes ``label_issues.csv`` (default: next to the
+checkpoint) plus ``label_issues.json`` with the summary and the test accuracy.
+Bad input ends with a one-line message and exit code 2.
+"""
+import argparse
+import json
+import os
+import sys
+
+from data_loader.build import build_data
+from model.metrics import accuracy
+from model.networks import build_arch
+from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
+from trainer.noise_monitor import CSV_NAME, export_label_issues, predict_probs, training_set_loader
+from utils.errors import CheckpointError, ConfigError, UserError
+from utils.runtime import resolve_device
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError(f"command line: {message}")
+
+
+def parse(argv):
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("-r", "--resume", required=True, help="checkpoint file or run directory")
+    parser.add_argument("--data_dir", help="where the dataset is, if not where the run found it")
+    parser.add_argument("--out", help=f"CSV path (default: {CSV_NAME} next to the checkpoint)")
+    return parser.parse_args(argv)
+
+
+def evaluate(checkpoint_path, data_dir=None, out=None):
+    """Write the label-issue CSV + JSON for a checkpoint; returns the summary dict."""
+    device = resolve_device()
+    state = load_checkpoint(checkpoint_path, map_location=device)
+    config = state["config"]
+    if data_dir is not None:
+        config["data_loader"]["data_dir"] = data_dir
+    data = build_data(config, device)
+    if state["num_train"] != data.num_train:
+        raise CheckpointError(f"{checkpoint_path} was trained on {state['num_train']} samples; "
+                              f"its config now gives {data.num_train}")
+    model = build_arch(config["arch"]["type"], data.num_classes, config["arch"]["args"]).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"{checkpoint_path} does not fit {config['arch']['type']}: "
+                              f"{str(err).splitlines()[0]}") from None
+    batch_size = config["data_loader"]["eval_batch_size"]
+    test_probs, test_labels = predict_probs(model, model, data.test_loader)
+    train_probs, _ = predict_probs(model, model, training_set_loader(data, config["data_loader"]["dataset"],
+                                                                  batch_size, device))
+    sop = state.get("sop")
+    uv = (sop["u"], sop["v"]) if sop is not None else ()
+    path = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), CSV_NAME)
+    return export_label_issues(path, data, train_probs, *uv, extra={
+        "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(state["epoch"]),
+        "test_accuracy": accuracy(test_probs, test_labels), "csv": path})
+
+
+def main(argv=None):
+    try:
+        args = parse(argv)
+        summary = evaluate(find_resume_checkpoint(args.resume), args.data_dir, args.out)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Noise scores, flags, suggested labels, detection metrics and the ranked table, by hand."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model.label_issues import (candidate_scores, detection_metrics, estimated_transition, flag,
+                                label_issue_table, suggest_labels)
+
+
+def test_candidate_scores_hand_case():
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+    given = torch.tensor([0, 0])
+    u = torch.tensor([[0.5], [1.2]])                       # u^2 = 0.25, 1.44 -> clamped to 1
+    v = torch.tensor([[0.3, 0.4, 0.0], [2.0, 1.0, 0.5]])   # the given class (0) does not count
+    scores = candidate_scores(probs, given, u, v)
+    assert set(scores) == {"loss", "u2", "sop", "v2"}
+    assert scores["loss"].tolist() == pytest.approx([0.3, 0.9])
+    assert scores["u2"].tolist() == pytest.approx([0.25, 1.0])
+    assert scores["sop"].tolist() == pytest.approx([0.275, 0.95])
+    assert scores["v2"].tolist() == pytest.approx([0.16, 1.0])  # 1 + 0.25 clamped
+
+
+def test_cross_entropy_model_only_gets_the_loss_score():
+    scores = candidate_scores(torch.tensor([[0.25, 0.75]]), torch.tensor([1]))
+    assert list(scores) == ["loss"] and scores["loss"].tolist() == pytest.approx([0.25])
+
+
+def test_flag_is_strictly_above_one_half():
+    assert flag(torch.tensor([0.2, 0.5, 0.5001, 1.0])).tolist() == [False, False, True, True]
+
+
+def test_suggestion_is_the_prediction_or_for_a_flagged_agreeing_sample_the_runner_up():
+    probs = torch.tensor([[0.6, 0.3, 0.1],    # flagged, predicts its given 0 -> runner-up 1
+                          [0.1, 0.2, 0.7],    # flagged, predicts 2 != given 0 -> 2
+                          [0.5, 0.4, 0.1]])   # not flagged -> prediction 0
+    given = torch.tensor([0, 0, 0])
+    flags = torch.tensor([True, True, False])
+    assert suggest_labels(probs, given, flags).tolist() == [1, 2, 0]
+
+
+def test_estimated_transition_rows_are_suggested_labels():
+    t = estimated_transition([0, 0, 0, 1], [0, 0, 1, 1], 3)
+    np.testing.assert_allclose(t, [[2 / 3, 1 / 3, 0], [0, 1, 0], [0, 0, 0]])
+
+
+def test_detection_metrics_hand_case_with_a_tie():
+    scores = torch.tensor([0.9, 0.6, 0.6, 0.2])
+    given = torch.tensor([1, 2, 0, 0])
+    clean = torch.tensor([0, 2, 1, 0])                      # noisy: samples 0 and 2
+    flags = flag(scores)                                    # 0, 1, 2
+    suggested = torch.tensor([0, 2, 0, 0])                  # right on 0 and 1, wrong on 2
+    m = detection_metrics(scores, flags, suggested, given, clean)
+    # pos {0.9, 0.6} vs neg {0.6, 0.2}: 1 + 1 + 0.5 (tie) + 1 over 4 pairs
+    assert m["auroc"] == pytest.approx(0.875)
+    assert (m["precision"], m["recall"]) == pytest.approx((2 / 3, 1.0))
+    assert m["f1"] == pytest.approx(0.8)
+    assert m["estimated_rate"] == pytest.approx(2.3 / 4)
+    assert m["realised_rate"] == 0.5 and m["flagged_fraction"] == 0.75
+    assert m["suggested_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_detection_metrics_with_nothing_flagged():
+    m = detection_metrics(torch.tensor([0.3, 0.1]), torch.tensor([False, False]), torch.tensor([0, 1]),
+                          torch.tensor([0, 1]), torch.tensor([1, 1]))
+    assert m["precision"] == 0.0 and m["recall"] == 0.0 and m["f1"] == 0.0
+    assert math.isnan(m["suggested_accuracy"]) and m["auroc"] == 1.0
+
+
+def test_table_is_ranked_by_score_with_original_indices_and_stable_ties():
+    rows = label_issue_table(torch.tensor([0.2, 0.9, 0.2, 0.7]), torch.tensor([False, True, False, True]),
+                             torch.tensor([3, 4, 5, 6]), torch.tensor([0, 1, 2, 3]), np.array([40, 10, 30, 20]))
+    assert rows == [(10, 1, 4, pytest.approx(0.9), True), (20, 3, 6, pytest.approx(0.7), True),
+                    (40, 0, 3, pytest.approx(0.2), False), (30, 2, 5, pytest.approx(0.2), False)]

@@ -1,0 +1,106 @@
+"""The noise-monitor callback: per-epoch metrics, tensorboard output, the CSV export, evaluate.py."""
+import csv
+import glob
+import json
+import math
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+import train
+from data_loader.loaders import Batch
+from trainer.noise_monitor import CSV_NAME, NoiseMonitor, export_label_issues
+
+
+def fake_data(clean):
+    given = torch.tensor([0, 1, 1, 0])
+    return SimpleNamespace(train_noisy=given, train_clean=clean, num_train=4, num_classes=2,
+                           train_index=np.array([7, 5, 3, 1]), class_names=["a", "b"],
+                           images_u8=np.zeros((4, 32, 32, 3), np.uint8))
+
+
+def test_cross_entropy_run_reports_small_loss_detection_from_the_training_logits():
+    data = fake_data(clean=torch.tensor([1, 1, 0, 0]))          # samples 0 and 2 are mislabelled
+    monitor = NoiseMonitor(data, "cifar10", run_dir=None)
+    # p(given) = sigmoid of the logit gap: sample 0 -> 0.1, 1 -> 0.9, 2 -> 0.3 (ties nothing), 3 -> 0.8
+    gap = torch.log(torch.tensor([0.1, 0.9, 0.3, 0.8]) / torch.tensor([0.9, 0.1, 0.7, 0.2]))
+    logits = torch.zeros(4, 2)
+    logits[torch.arange(4), data.train_noisy] = gap
+    monitor.on_batch(Batch(torch.tensor([2, 0]), None, None, None), logits[[2, 0]])
+    monitor.on_batch(Batch(torch.tensor([3, 1]), None, None, None), logits[[3, 1]])
+    result = monitor.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
+    # scores 1 - p(given) = 0.9, 0.1, 0.7, 0.2: both noisy samples rank first, both flagged
+    assert result["noise/auroc"] == 1.0 and result["noise_candidates/auroc_loss"] == 1.0
+    assert (result["noise/precision"], result["noise/recall"], result["noise/f1"]) == (1.0, 1.0, 1.0)
+    assert result["noise/estimated_rate"] == pytest.approx(0.475)
+    assert result["noise/realised_rate"] == 0.5
+    assert result["noise/suggested_accuracy"] == 1.0           # suggested 1 and 0 are the clean labels
+    assert "noise_candidates/auroc_u2" not in result
+    assert monitor.summary_parts(result) == ["noise auroc 1.000 f1 1.000"]
+
+
+def test_without_clean_labels_only_the_estimate_and_the_export(tmp_path):
+    data = fake_data(clean=None)
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    u = torch.tensor([[0.1], [0.3], [0.9], [0.0]])
+    summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs, u, torch.zeros(4, 2))
+    assert "auroc" not in summary and summary["num_flagged"] == 1
+    # sop score = (u^2 + 1 - p_given) / 2 = 0.055, 0.145, 0.705, 0.35
+    assert summary["estimated_rate"] == pytest.approx((0.055 + 0.145 + 0.705 + 0.35) / 4)
+    rows = list(csv.reader(open(tmp_path / CSV_NAME)))
+    assert rows[0] == ["index", "given_label", "suggested_label", "score", "flag"]
+    assert rows[1] == ["3", "1", "0", "0.705000", "1"]        # original index 3 = position 2
+    assert [r[0] for r in rows[2:]] == ["1", "5", "7"]
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces_it(tiny_run_args, tmp_path):
+    assert train.main(tiny_run_args + ["--epochs", "1", "-o", "data_loader.train_subset=20",
+                                                 "--consist", "0", "--balance", "0"]) == 0
+    run_dir = glob.glob(str(tmp_path / "saved" / "*" / "*"))[0]
+    labels = np.load(os.path.join(run_dir, "labels.npz"))
+
+    rows = read_csv(os.path.join(run_dir, CSV_NAME))
+    assert list(rows[0]) == ["index", "given_label", "suggested_label", "score", "flag"]
+    assert sorted(int(r["index"]) for r in rows) == sorted(labels["train_index"].tolist())
+    assert all(int(r["given_label"]) == labels["noisy_labels"][int(r["index"])] for r in rows)
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert all((r["flag"] == "1") == (float(r["score"]) > 0.5) for r in rows)
+
+    metrics = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    for key in ("noise/auroc", "noise/precision", "noise/recall", "noise/f1", "noise/estimated_rate",
+                "noise/realised_rate", "noise/suggested_accuracy", "noise_candidates/auroc_u2"):
+        assert key in metrics[-1], key
+    noisy = labels["noisy_labels"][labels["train_index"]] != labels["clean_labels"][labels["train_index"]]
+    assert metrics[-1]["noise/realised_rate"] == pytest.approx(noisy.mean())
+    assert "noise auroc" in open(os.path.join(run_dir, "train.log")).read()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(run_dir, size_guidance={"histograms": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"noise/auroc", "noise/f1", "noise/precision", "noise/recall"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("noise/auroc")] == [1]
+    assert {"noise/u2/clean", "noise/u2/noisy", "noise/score/clean", "noise/score/noisy"} <= set(tags["histograms"])
+    assert {"noise/transition_estimated_vs_true", "noise/most_suspect"} <= set(tags["images"])
+
+    out = tmp_path / "again.csv"
+    assert evaluate.main(["-r", os.path.join(run_dir, "checkpoint-latest.pth"), "--out", str(out)]) == 0
+    assert read_csv(out) == rows                               # same final model, same clean pass
+    summary = json.load(open(tmp_path / "label_issues.json"))
+    assert summary["epoch"] == 1 and summary["test_accuracy"] == metrics[-1]["accuracy/test"]
+    assert not math.isnan(summary["auroc"])
+
+
+def test_evaluate_rejects_a_missing_checkpoint(tmp_path, capsys):
+    assert evaluate.main(["-r", str(tmp_path / "nope.pth")]) == 2
+    assert "nope.pth" in capsys.readouterr().err

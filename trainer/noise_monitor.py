@@ -1,0 +1,162 @@
+"""Trainer callback: SOP's noise estimate as a label-issue detector.
+
+Every epoch the scores come from the training-time (weak-view) logits, kept
+in a device buffer by `on_batch` at no extra forward cost: augmented and from
+a network that changes during the epoch, but a clean pass over the training
+set would add about a third to a CPU epoch. Where clean labels are known the
+epoch's detection metrics go to metrics.jsonl / tensorboard (``noise/*``, and
+``noise_candidates/*`` for every score in model.label_issues); every
+``visual_every`` epochs tensorboard also gets u^2 / score histograms split by
+truly clean vs noisy, the estimated vs true transition matrix and a grid of
+the most suspect images. At the end, one un-augmented pass with the final
+model gives ``label_issues.csv`` (see `export_label_issues`).
+"""
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+
+import torch
+
+from data_loader.cifar import _SPECS as CIFAR_SPECS
+from data_loader.loaders import DeviceLoader
+from model import label_issues as li
+from model.metrics import auroc, precision_recall_f1
+from trainer.noise_images import suspects_grid, transition_image
+
+CSV_NAME = "label_issues.csv"
+SUMMARY_NAME = "label_issues.json"
+
+
+@torch.no_grad()
+def predict_probs(forward, model, loader, autocast=contextlib.nullcontext, prepare=lambda x: x):
+    """(softmax of ``forward``, labels) over ``loader`` in eval mode, rows in dataset order."""
+    model.eval()
+    index, probs, labels = [], [], []
+    for batch in loader:
+        with autocast():
+            probs.append(forward(prepare(batch.x)).float().softmax(dim=1))
+        index.append(batch.index)
+        labels.append(batch.y)
+    order = torch.argsort(torch.cat(index))
+    return torch.cat(probs)[order], torch.cat(labels)[order]
+
+
+def training_set_loader(data, dataset, batch_size, device):
+    """The training images, un-augmented, in training order (rows of u/v)."""
+    spec = CIFAR_SPECS[dataset]
+    return DeviceLoader(data.images_u8, data.train_noisy.cpu().numpy(), spec["mean"], spec["std"],
+                        batch_size=batch_size, train=False, device=device)
+
+
+def analyse(probs, given, u=None, v=None, score_name=None):
+    """(score name, scores, flags, suggested, all candidate scores) for one set of predictions."""
+    candidates = li.candidate_scores(probs, given, u, v)
+    score_name = score_name or (li.SOP_SCORE if u is not None else li.CE_SCORE)
+    scores = candidates[score_name]
+    flags = li.flag(scores)
+    return score_name, scores, flags, li.suggest_labels(probs, given, flags), candidates
+
+
+def export_label_issues(path, data, probs, u=None, v=None, extra=None):
+    """Write the ranked CSV at ``path`` and a JSON summary next to it; returns the summary."""
+    given, clean = data.train_noisy, data.train_clean
+    name, scores, flags, suggested, _ = analyse(probs, given, u, v)
+    rows = li.label_issue_table(scores, flags, suggested, given, data.train_index)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "given_label", "suggested_label", "score", "flag"])
+        writer.writerows((i, g, s, f"{sc:.6f}", int(fl)) for i, g, s, sc, fl in rows)
+    summary = {"score": name, "threshold": li.FLAG_THRESHOLD, "num_samples": len(rows),
+               "num_flagged": int(flags.sum()), **(extra or {})}
+    if clean is not None:
+        summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
+    else:
+        summary["estimated_rate"] = float(scores.mean())
+    summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
+    with open(os.path.join(os.path.dirname(os.path.abspath(path)), SUMMARY_NAME), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def _read_rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class NoiseMonitor:
+    def __init__(self, data, dataset, run_dir, visual_every=5, eval_batch_size=512, num_suspects=32):
+        self.data, self.dataset, self.run_dir = data, dataset, run_dir
+        self.visual_every, self.eval_batch_size, self.num_suspects = visual_every, eval_batch_size, num_suspects
+        device = data.train_noisy.device
+        self.logits = torch.zeros(data.num_train, data.num_classes, device=device)
+
+    def on_batch(self, batch, logits):
+        self.logits.index_copy_(0, batch.index, logits)
+
+    def on_epoch_end(self, epoch, trainer):
+        sop = trainer.sop
+        u, v = (sop.u, sop.v) if sop is not None else (None, None)
+        probs = self.logits.softmax(dim=1)
+        given, clean = self.data.train_noisy, self.data.train_clean
+        name, scores, flags, suggested, candidates = analyse(probs, given, u, v)
+        result = {"noise/estimated_rate": float(scores.mean()), "noise/flagged_fraction": float(flags.float().mean())}
+        if clean is not None:
+            result.update({f"noise/{k}": value for k, value in
+                           li.detection_metrics(scores, flags, suggested, given, clean).items()})
+            noisy = given != clean
+            for key, values in candidates.items():
+                result[f"noise_candidates/auroc_{key}"] = auroc(values, noisy)
+                result[f"noise_candidates/f1_{key}"] = precision_recall_f1(li.flag(values), noisy)[2]
+        if trainer.metrics is not None and (epoch % self.visual_every == 0 or epoch == trainer.epochs):
+            self._visuals(epoch, trainer.metrics, scores, suggested, u)
+        return result
+
+    def _visuals(self, epoch, metrics, scores, suggested, u):
+        given, clean, num_classes = self.data.train_noisy, self.data.train_clean, self.data.num_classes
+        noisy = (given != clean) if clean is not None else None
+        for tag, values in (("noise/score", scores), ("noise/u2", None if u is None else (u.view(-1) ** 2))):
+            if values is None:
+                continue
+            if noisy is None:
+                metrics.add_histogram(f"{tag}/all", values.cpu(), epoch)
+            else:
+                for part, mask in (("clean", ~noisy), ("noisy", noisy)):
+                    if mask.any():
+                        metrics.add_histogram(f"{tag}/{part}", values[mask].cpu(), epoch)
+        estimated = li.estimated_transition(suggested.cpu(), given.cpu(), num_classes)
+        true = li.estimated_transition(clean.cpu(), given.cpu(), num_classes) if clean is not None else None
+        metrics.add_image("noise/transition_estimated_vs_true", transition_image(estimated, true), epoch)
+        top = torch.argsort(scores, descending=True)[:self.num_suspects].cpu().numpy()
+        names = self.data.class_names
+        captions = [f"{names[int(given[i])][:6]}>{names[int(suggested[i])][:6]}" for i in top]
+        truth = None if noisy is None else noisy[top].cpu().numpy()
+        metrics.add_image("noise/most_suspect", suspects_grid(self.data.images_u8[top], captions, truth), epoch)
+
+    def summary_parts(self, result):
+        """Pieces for the trainer's epoch line."""
+        if "noise/auroc" in result:
+            return [f"noise auroc {result['noise/auroc']:.3f} f1 {result['noise/f1']:.3f}"]
+        return [f"est. noise {result['noise/estimated_rate']:.3f}"] if "noise/estimated_rate" in result else []
+
+    def on_fit_end(self, trainer):
+        start = time.perf_counter()
+        loader = training_set_loader(self.data, self.dataset, self.eval_batch_size, trainer.device)
+        probs, _ = predict_probs(trainer.forward, trainer.model, loader, trainer._autocast, trainer._prepare)
+        seconds = time.perf_counter() - start
+        tested = [row["accuracy/test"] for row in _read_rows(trainer.metrics.path) if "accuracy/test" in row]
+        sop = trainer.sop
+        path = os.path.join(self.run_dir, CSV_NAME)
+        summary = export_label_issues(path, self.data, probs, *((sop.u, sop.v) if sop is not None else ()),
+                                      extra={"checkpoint": "final model", "epoch": trainer.epochs,
+                                             "test_accuracy": tested[-1] if tested else None,
+                                             "clean_pass_seconds": round(seconds, 2)})
+        line = f"label issues: {summary['num_flagged']}/{summary['num_samples']} flagged -> {path}"
+        if "auroc" in summary:
+            line += (f" | auroc {summary['auroc']:.4f} precision {summary['precision']:.4f} "
+                     f"recall {summary['recall']:.4f} f1 {summary['f1']:.4f}")
+        trainer.log.info(line + f" | clean pass {seconds:.1f}s")
