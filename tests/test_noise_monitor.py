@@ -32,7 +32,10 @@ def test_cross_entropy_run_reports_small_loss_detection_from_the_training_logits
     logits[torch.arange(4), data.train_noisy] = gap
     monitor.on_batch(Batch(torch.tensor([2, 0]), None, None, None), logits[[2, 0]])
     monitor.on_batch(Batch(torch.tensor([3, 1]), None, None, None), logits[[3, 1]])
-    result = monitor.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
+    resumed = NoiseMonitor(data, "cifar10", run_dir=None)      # as after a stop mid-epoch
+    resumed.load_state_dict(monitor.state_dict())
+    assert torch.equal(resumed.logits, logits)
+    result = resumed.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
     # scores 1 - p(given) = 0.9, 0.1, 0.7, 0.2: both noisy samples rank first, both flagged
     assert result["noise/auroc"] == 1.0 and result["noise_candidates/auroc_loss"] == 1.0
     assert (result["noise/precision"], result["noise/recall"], result["noise/f1"]) == (1.0, 1.0, 1.0)
@@ -40,7 +43,7 @@ def test_cross_entropy_run_reports_small_loss_detection_from_the_training_logits
     assert result["noise/realised_rate"] == 0.5
     assert result["noise/suggested_accuracy"] == 1.0           # suggested 1 and 0 are the clean labels
     assert "noise_candidates/auroc_u2" not in result
-    assert monitor.summary_parts(result) == ["noise auroc 1.000 f1 1.000"]
+    assert resumed.summary_parts(result) == ["noise auroc 1.000 f1 1.000"]
 
 
 def test_without_clean_labels_only_the_estimate_and_the_export(tmp_path):

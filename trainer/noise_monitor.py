@@ -95,6 +95,12 @@ class NoiseMonitor:
         device = data.train_noisy.device
         self.logits = torch.zeros(data.num_train, data.num_classes, device=device)
 
+    def state_dict(self):  # a stop mid-epoch keeps the logits recorded so far
+        return {"logits": self.logits}
+
+    def load_state_dict(self, state):
+        self.logits.copy_(state["logits"])
+
     def on_batch(self, batch, logits):
         self.logits.index_copy_(0, batch.index, logits)
 

@@ -202,6 +202,8 @@ class Trainer:
         for key, label in (("accuracy/val", "val acc"), ("accuracy/test", "test acc")):
             if key in result:
                 parts.append(f"{label} {result[key]:.4f}")
+        for callback in self.callbacks:  # optional summary_parts(result) -> list of strings
+            parts += getattr(callback, "summary_parts", lambda _: [])(result)
         parts += [f"lr {result['lr']:.3g}", f"{result['time/epoch_seconds']:.1f}s",
                   f"{result['time/train_images_per_s']:.0f} img/s"]
         return " | ".join(parts)
