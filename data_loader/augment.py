@@ -31,7 +31,7 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     """uint8 (..., C, H, W) in [0, 255] -> float32 ``(x / 255 - mean) / std`` (mean/std in [0, 1] scale)."""
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(-1, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(-1, 1, 1)
-    return (x.float() / 255.0 - mean_t) / std_t
+    return x.to(torch.float32, copy=True).div_(255.0).sub_(mean_t).div_(std_t)  # in place: no temporaries
 
 
 def cutout_mask(centers: torch.Tensor, size: int, H: int, W: int) -> torch.Tensor:

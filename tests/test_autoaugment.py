@@ -60,11 +60,15 @@ def test_shape_dtype_determinism_per_sample():
     assert not torch.equal(y, auto_augment_cifar10(x, gen(1)))
 
 
-def test_matches_sequential_reference():
-    """Grouped batch execution == applying each sample's drawn ops one image at a time."""
-    x = noise_images(48)
-    y = auto_augment_cifar10(x, gen(3))
-    steps = sample_ops(len(x), gen(3))
+@pytest.mark.parametrize("seed,full_range", [(3, False), (4, True)])
+def test_matches_sequential_reference(seed, full_range):
+    """Batched execution (per-sample factors, one gather for geometric ops) == torchvision's ops one image at a
+    time, bit for bit; full-range pixels exercise the clamps."""
+    x = noise_images(128)
+    if full_range:
+        x = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8, generator=gen(9))
+    y = auto_augment_cifar10(x, gen(seed))
+    steps = sample_ops(len(x), gen(seed))
     for i in range(len(x)):
         img = x[i]
         for groups in steps:

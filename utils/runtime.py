@@ -1,5 +1,9 @@
 """Device, mixed precision and memory-format choices resolved from the config."""
+import warnings
+
 import torch
+
+from utils.errors import ConfigError
 
 
 def resolve_device():
@@ -14,7 +18,27 @@ def resolve_amp(setting, device):
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+    check_autocast(dtype, device, f"trainer.amp={setting}")
+    return dtype
+
+
+def check_autocast(dtype, device, key):
+    """ConfigError unless autocast to ``dtype`` works on ``device`` (torch only warns and runs in fp32)."""
+    problem = None
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        problem = "this GPU has no bf16 support"
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with torch.autocast(device.type, dtype=dtype):
+                    pass
+            except (RuntimeError, AssertionError, ValueError) as err:
+                problem = str(err).splitlines()[0]
+        problem = problem or next((str(w.message) for w in caught if "autocast" in str(w.message).lower()), None)
+    if problem:
+        raise ConfigError(f"{key}: {dtype} autocast is not supported on {device.type} ({problem}); use off or bf16")
 
 
 def resolve_channels_last(setting, device):

@@ -1,0 +1,32 @@
+"""Mixed-precision / channels_last resolution from the config."""
+import warnings
+
+import pytest
+import torch
+
+from utils import runtime
+from utils.errors import ConfigError
+
+CPU = torch.device("cpu")
+
+
+def test_auto_is_fp32_on_cpu_and_explicit_modes_resolve():
+    assert runtime.resolve_amp("auto", CPU) is None and runtime.resolve_amp("off", CPU) is None
+    assert runtime.resolve_amp("bf16", CPU) is torch.bfloat16  # CPU autocast supports bf16
+    assert runtime.resolve_channels_last("auto", CPU) is False and runtime.resolve_channels_last(True, CPU) is True
+
+
+def test_unsupported_autocast_is_a_config_error(monkeypatch):
+    class WarningAutocast:  # what torch does for an unsupported dtype: warn, then run without autocast
+        def __init__(self, device_type, dtype):
+            warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(runtime.torch, "autocast", WarningAutocast)
+    with pytest.raises(ConfigError, match=r"^trainer.amp=fp16: torch.float16 autocast is not supported on cpu"):
+        runtime.resolve_amp("fp16", CPU)
