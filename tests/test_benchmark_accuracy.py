@@ -19,7 +19,7 @@ def test_table_of_two_settings_then_reused(cifar10_dir, tmp_path, capsys):
     argv = tiny_args(cifar10_dir, tmp_path, "--settings", "clean,sym50", "--methods", "sop+")
     assert accuracy.main(argv) == 0
     rows = json.load(open(tmp_path / "table.json"))
-    assert [(r["setting"], r["method"]) for r in rows] == [("clean", "sop+"), ("sym50", "sop+")]
+    assert [(r["setting"], r["method"]) for r in rows] == [("clean", "sop+"), ("sym50", "sop+")]  # as given
     for row in rows:
         metrics = [json.loads(line) for line in open(os.path.join(row["run_dir"], "metrics.jsonl"))]
         assert [m["epoch"] for m in metrics] == [1, 2] and "accuracy/test" not in metrics[0]
@@ -76,8 +76,17 @@ def test_markdown_table_formats_percentages_and_missing_auroc():
         "| 40% asymmetric | 20.0% | SOP | 61.2 | 70.0 (12) | 0.912 | 50.0 | 7 | 1.5 min |"]
 
 
+def test_margins_table_compares_each_method_with_cross_entropy():
+    ce = dict(setting="sym50", method="ce", final=0.30, best=0.36)
+    rows = [ce, dict(setting="sym50", method="sop", final=0.42, best=0.43),
+            dict(setting="sym50", method="sop+", error="train.py exit 3: ..."),
+            dict(setting="clean", method="sop", final=0.5, best=0.5)]   # no CE row for clean: no line
+    assert accuracy.margins_table(rows).splitlines()[2:] == ["| 50% symmetric | 6.0 | SOP | +12.0 | +6.0 |"]
+    assert accuracy.margins_table(rows[1:]) == ""
+
+
 def test_unknown_setting_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as stop:
         accuracy.main(["--settings", "sym50,sym80"])
     assert stop.value.code == 2
-    assert "expected a comma list of clean, sym50, asym40, worst; got 'sym50,sym80'" in capsys.readouterr().err
+    assert "expected a comma list of sym50, asym40, worst, clean; got 'sym50,sym80'" in capsys.readouterr().err
