@@ -14,20 +14,24 @@ labels (N,) and, for SOP, the learned per-sample parameters ``u`` (N, 1) and
   the other classes.
 - ``sop`` (the default for SOP runs): (u^2 + 1 - p_given) / 2, the mean of the
   two estimates. u^2 is a slow, per-sample memory of the whole run, 1 - p_given
-  a fresh view of the current network; measured on real CIFAR-10 with 50%
-  symmetric noise their mean separates noisy from clean labels better than
-  either alone (see the README section "Finding noisy labels").
+  a fresh view of the current network. On real CIFAR-10 with 50% symmetric
+  noise (small CPU runs, see the README section "Finding noisy labels") its
+  AUROC matched 1 - p_given's (within 0.001) and beat u^2's (by 0.03-0.12),
+  and its flags had the best F1.
 
-Because every score is an estimate of P(wrong), a sample is flagged when its
-score exceeds 1/2 (the Bayes decision for a calibrated probability), and the
-estimated noise rate is the mean score (the expected fraction of wrong labels).
+Because every score is an estimate of P(wrong), the estimated noise rate is
+the mean score (the expected fraction of wrong labels), and the flagged samples
+are that many of the highest-scoring ones: round(mean score * N). A fixed
+threshold (score > 1/2) assumes calibrated scores, which they are not: in a
+10-epoch run u^2 is still ~0 for everyone (sop <= 1/2: F1 0.02), in a 30-epoch
+one u^2 has grown for hard clean samples too (72% flagged for 45% noise); the
+rate quantile gave F1 0.705 and 0.693 on the same two runs.
 """
 import numpy as np
 import torch
 
 from model.metrics import auroc, precision_recall_f1
 
-FLAG_THRESHOLD = 0.5
 SOP_SCORE = "sop"
 CE_SCORE = "loss"
 
@@ -50,8 +54,12 @@ def candidate_scores(probs, given, u=None, v=None):
     return scores
 
 
-def flag(scores, threshold=FLAG_THRESHOLD):
-    return scores > threshold
+def flag(scores):
+    """The round(mean(scores) * N) highest scores (ties: the earlier sample first)."""
+    count = int(round(float(scores.float().mean()) * len(scores)))
+    flags = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
+    flags[torch.argsort(scores, descending=True, stable=True)[:count]] = True
+    return flags
 
 
 def suggest_labels(probs, given, flags):

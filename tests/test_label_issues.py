@@ -27,8 +27,12 @@ def test_cross_entropy_model_only_gets_the_loss_score():
     assert list(scores) == ["loss"] and scores["loss"].tolist() == pytest.approx([0.25])
 
 
-def test_flag_is_strictly_above_one_half():
-    assert flag(torch.tensor([0.2, 0.5, 0.5001, 1.0])).tolist() == [False, False, True, True]
+def test_flags_are_the_estimated_number_of_wrong_labels_highest_scores_first():
+    # mean 0.45 -> round(1.8) = 2 flagged
+    assert flag(torch.tensor([0.2, 0.5, 0.1, 1.0])).tolist() == [False, True, False, True]
+    # mean 0.6 -> 3 flagged of a five-way tie: the earlier samples first
+    assert flag(torch.tensor([0.6, 0.6, 0.6, 0.6, 0.6])).tolist() == [True, True, True, False, False]
+    assert not flag(torch.tensor([0.01, 0.02, 0.03])).any()
 
 
 def test_suggestion_is_the_prediction_or_for_a_flagged_agreeing_sample_the_runner_up():
@@ -49,16 +53,19 @@ def test_detection_metrics_hand_case_with_a_tie():
     scores = torch.tensor([0.9, 0.6, 0.6, 0.2])
     given = torch.tensor([1, 2, 0, 0])
     clean = torch.tensor([0, 2, 1, 0])                      # noisy: samples 0 and 2
-    flags = flag(scores)                                    # 0, 1, 2
-    suggested = torch.tensor([0, 2, 0, 0])                  # right on 0 and 1, wrong on 2
+    flags = flag(scores)                                    # mean 0.575 -> round(2.3) = 2: samples 0, 1
+    assert flags.tolist() == [True, True, False, False]
+    suggested = torch.tensor([0, 2, 0, 0])                  # right on 0 and 1
     m = detection_metrics(scores, flags, suggested, given, clean)
     # pos {0.9, 0.6} vs neg {0.6, 0.2}: 1 + 1 + 0.5 (tie) + 1 over 4 pairs
     assert m["auroc"] == pytest.approx(0.875)
-    assert (m["precision"], m["recall"]) == pytest.approx((2 / 3, 1.0))
-    assert m["f1"] == pytest.approx(0.8)
+    assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((0.5, 0.5, 0.5))
     assert m["estimated_rate"] == pytest.approx(2.3 / 4)
-    assert m["realised_rate"] == 0.5 and m["flagged_fraction"] == 0.75
-    assert m["suggested_accuracy"] == pytest.approx(2 / 3)
+    assert m["realised_rate"] == 0.5 and m["flagged_fraction"] == 0.5
+    assert m["suggested_accuracy"] == 1.0
+    m = detection_metrics(scores, torch.tensor([True, True, True, False]), torch.tensor([0, 2, 0, 0]), given, clean)
+    assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((2 / 3, 1.0, 0.8))
+    assert m["suggested_accuracy"] == pytest.approx(2 / 3)  # wrong on sample 2
 
 
 def test_detection_metrics_with_nothing_flagged():

@@ -69,7 +69,7 @@ def export_label_issues(path, data, probs, u=None, v=None, extra=None):
         writer = csv.writer(f)
         writer.writerow(["index", "given_label", "suggested_label", "score", "flag"])
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl)) for i, g, s, sc, fl in rows)
-    summary = {"score": name, "threshold": li.FLAG_THRESHOLD, "num_samples": len(rows),
+    summary = {"score": name, "flag_rule": "top round(mean score * N)", "num_samples": len(rows),
                "num_flagged": int(flags.sum()), **(extra or {})}
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
@@ -162,7 +162,7 @@ class NoiseMonitor:
                                              "test_accuracy": tested[-1] if tested else None,
                                              "clean_pass_seconds": round(seconds, 2)})
         line = f"label issues: {summary['num_flagged']}/{summary['num_samples']} flagged -> {path}"
-        if "auroc" in summary:
-            line += (f" | auroc {summary['auroc']:.4f} precision {summary['precision']:.4f} "
-                     f"recall {summary['recall']:.4f} f1 {summary['f1']:.4f}")
+        for key in ("auroc", "precision", "recall", "f1"):  # None (nan) when there are no noisy labels
+            if summary.get(key) is not None:
+                line += f" | {key} {summary[key]:.4f}"
         trainer.log.info(line + f" | clean pass {seconds:.1f}s")
