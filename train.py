@@ -17,9 +17,10 @@ from data_loader.build import build_data
 from model.networks import build_arch
 from model.sop_params import SampleNoiseParams
 from parse_config import parse_args
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import checkpoint_position, load_checkpoint, remove_stale_temps
 from trainer.noise_monitor import NoiseMonitor
 from trainer.run_logger import MetricsWriter, close_text_logger, make_text_logger
+from trainer.signals import stop_on_signals
 from trainer.trainer import NonFiniteLoss, Trainer, TrainingInterrupted
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.matrix_image import matrix_image
@@ -31,7 +32,7 @@ def build_optimizer(config, model):
     spec = config["optimizer"]
     try:
         return getattr(torch.optim, spec["type"])(model.parameters(), **spec["args"])
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # ValueError: torch's own range checks
         raise ConfigError(f"optimizer.args: {err}") from None
 
 
@@ -44,7 +45,7 @@ def build_scheduler(config, optimizer):
         args.setdefault("T_max", config["trainer"]["epochs"])
     try:
         return getattr(torch.optim.lr_scheduler, spec["type"])(optimizer, **args)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"lr_scheduler.args: {err}") from None
 
 
@@ -66,41 +67,47 @@ def build_and_train(config, run_dir, resume_path):
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer)
     state = load_checkpoint(resume_path, map_location=device) if resume_path else None
-    if state is not None and (state["num_train"] != data.num_train or state["arch"] != config["arch"]["type"]):
-        raise CheckpointError(f"{resume_path} was trained with {state['arch']} on {state['num_train']} samples; "
-                              f"this config has {config['arch']['type']} on {data.num_train}")
+    if state is not None and (state.get("num_train") != data.num_train or state.get("arch") != config["arch"]["type"]):
+        raise CheckpointError(f"{resume_path} was trained with {state.get('arch')} on {state.get('num_train')} "
+                              f"samples; this config has {config['arch']['type']} on {data.num_train}")
+    trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
+                      sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
+                      channels_last=channels_last, compiled_model=compiled,
+                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"], run_dir,
+                                              eval_batch_size=config["data_loader"]["eval_batch_size"])])
+    if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
+        try:
+            trainer.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+            detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+            raise CheckpointError(f"{resume_path} does not fit this model: {detail[:200]}") from None
+        remove_stale_temps(run_dir)
 
     created = not os.path.isdir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    log = make_text_logger(run_dir)
+    log = trainer.log = make_text_logger(run_dir)
     metrics, training = None, False
     try:
         with open(os.path.join(run_dir, "config.json"), "w") as f:
             json.dump(config, f, indent=2)
         if state is None:
             data.save_labels(run_dir)
-        trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, log, device,
-                          sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
-                          channels_last=channels_last, compiled_model=compiled,
-                          callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"], run_dir,
-                                                  eval_batch_size=config["data_loader"]["eval_batch_size"])])
-        if state is not None:
-            try:
-                trainer.load_state_dict(state)
-            except (RuntimeError, KeyError, ValueError) as err:
-                raise CheckpointError(f"{resume_path} does not fit this model: {str(err).splitlines()[0]}") from None
         metrics = MetricsWriter(run_dir, trainer_cfg["tensorboard"], start_epoch=trainer.start_epoch)
         trainer.metrics = metrics
         log.info(f"run directory: {run_dir}")
         log.info(f"device {device} | {config['data_loader']['dataset']} | {data.num_train} training images | "
                  f"noise {config['noise']['type']} rate {config['noise']['rate']} -> realised {data.noise_rate:.4f} "
                  f"| loss {config['train_loss']['type']}")
-        if trainer.start_epoch:
-            log.info(f"resuming after epoch {trainer.start_epoch} from {resume_path}")
+        if state is not None:
+            epochs_done, steps = checkpoint_position(state)
+            log.info(f"resuming from {resume_path} after epoch {epochs_done}"
+                     + (f" and {steps} steps of epoch {epochs_done + 1}" if steps else ""))
         else:
             metrics.add_image("noise/transition_true", matrix_image(data.transition), 0)
         training = True
-        return trainer.fit()
+        with stop_on_signals(trainer.request_stop):  # a stop saves a checkpoint after the current step
+            return trainer.fit()
     except BaseException:
         if created and not training:  # setup failed: leave no half-made run directory
             close_text_logger(log)
@@ -128,6 +135,9 @@ def main(argv=None):
     except TrainingInterrupted as err:
         print(str(err), file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM, or Ctrl-C before training started
+        print("aborted; the last checkpoint written (if any) is intact", file=sys.stderr)
+        return 130
     return 0
 
 

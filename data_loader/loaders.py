@@ -57,9 +57,18 @@ class DeviceLoader:
         self.batch_size, self.train, self.strong_view = batch_size, train, strong_view
         self.seed, self.epoch = seed, 0
         self.rank, self.world_size = rank, world_size
+        self.generator = None               # the current epoch's generator, while iterating
+        self._start = (0, None)
 
-    def set_epoch(self, epoch):
-        self.epoch = epoch
+    # a stop mid-epoch saves (steps done, generator.get_state()) and resumes bit-exactly from them
+    exact_resume = True
+
+    def set_epoch(self, epoch, start_step=0, generator_state=None):
+        """The next iteration yields ``epoch`` from batch ``start_step`` on, with the epoch
+        generator set to ``generator_state`` (its state after batch ``start_step - 1``)."""
+        if start_step and generator_state is None:
+            raise ValueError("starting an epoch after its first batch needs the generator state")
+        self.epoch, self._start = epoch, (start_step, generator_state)
 
     def __len__(self):
         return len(epoch_batches(len(self.labels), self.batch_size, None if not self.train else
@@ -67,8 +76,13 @@ class DeviceLoader:
 
     def __iter__(self):
         generator = epoch_generator(self.seed, self.epoch) if self.train else None
+        self.generator = generator
         device = self.images.device
-        for index in epoch_batches(len(self.labels), self.batch_size, generator, self.rank, self.world_size):
+        batches = epoch_batches(len(self.labels), self.batch_size, generator, self.rank, self.world_size)
+        (start, state), self._start = self._start, (0, None)
+        if start:  # the permutation above is regenerated; the draws of the done batches are skipped
+            generator.set_state(state)
+        for index in batches[start:]:
             index = index.to(device)
             images = self.images[index]
             if not self.train:

@@ -4,11 +4,16 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
 it loads with ``torch.load(weights_only=True)``: no code stored in a checkpoint
 is ever executed. Writes go to a temporary file that is fsynced and renamed
 over the target, so a kill at any moment leaves the previous file intact.
+
+``epoch`` counts finished epochs; a checkpoint written by a stop in the middle
+of an epoch also has ``progress`` (see Trainer.train_epoch) with the epoch and
+the number of steps done in it.
 """
 import glob
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 
 import torch
@@ -17,11 +22,15 @@ from utils.errors import CheckpointError
 
 LATEST = "checkpoint-latest.pth"
 BEST = "model_best.pth"
+_TMP_PREFIX = ".tmp-"
+# torch's weights-only errors wrap the one informative line in advice to use weights_only=False
+_BOILERPLATE = ("Weights only load failed", "In PyTorch 2.6", "Re-running", "Please file an issue",
+                "Check the documentation", "WeightsUnpickler error")
 
 
 def save_atomic(state, path):
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".pth", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
@@ -34,48 +43,81 @@ def save_atomic(state, path):
         raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
 
 
+def remove_stale_temps(directory):
+    """Delete temporary files a killed writer left in ``directory``; returns their number.
+
+    Call only when no other process is writing checkpoints there (on resume)."""
+    stale = glob.glob(os.path.join(directory, f"{_TMP_PREFIX}*.pth"))
+    for path in stale:
+        os.remove(path)
+    return len(stale)
+
+
+def _reason(err):
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and not ln.strip().startswith(_BOILERPLATE)]
+    return (lines[0] if lines else type(err).__name__)[:200]
+
+
 def load_checkpoint(path, map_location="cpu"):
-    """Load with weights_only=True; any failure is a one-line CheckpointError."""
+    """Load with weights_only=True; any failure is a one-line CheckpointError naming ``path``."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()  # CRC of every record: catches flipped bytes in tensor data
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {_reason(err)}") from None
+        if damaged is not None:
+            raise CheckpointError(f"checkpoint {path} is corrupt: record {damaged} fails its CRC check")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "pickle protocol 4" notes on foreign files
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise CheckpointError(f"refusing checkpoint {path}: it holds objects other than tensors "
-                                  f"and plain data ({first[:160]})") from None
-        raise CheckpointError(f"checkpoint {path} is corrupt: {first[:200]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {first[:200]}") from None
-    if not isinstance(state, dict) or "config" not in state or "epoch" not in state:
+        reason = _reason(err)
+        if "GLOBAL" in reason or "global" in reason:
+            raise CheckpointError(f"refusing checkpoint {path}: it holds objects other than tensors and plain "
+                                  f"data, which could run code when loaded ({reason})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint: {reason}") from None
+    except Exception as err:  # garbage bytes reach the unpickler's internals: IndexError, KeyError, ...
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {_reason(err)}") from None
+    if not (isinstance(state, dict) and isinstance(state.get("config"), dict)
+            and isinstance(state.get("epoch"), int)):
         raise CheckpointError(f"{path} is not a checkpoint of this project (no config/epoch)")
     return state
 
 
+def checkpoint_position(state):
+    """(finished epochs, steps done in the next epoch): how far training had got."""
+    progress = state.get("progress")
+    return int(state["epoch"]), int(progress["step"]) if progress else 0
+
+
 def find_resume_checkpoint(path):
-    """A checkpoint file as given, or for a run directory its newest valid checkpoint."""
+    """A checkpoint file as given, or for a run directory its furthest valid checkpoint.
+
+    Unreadable candidates are skipped; ties go to the newest file."""
     if os.path.isfile(path):
         return path
     if not os.path.isdir(path):
         raise CheckpointError(f"resume path not found: {path}")
     candidates = glob.glob(os.path.join(path, "checkpoint-*.pth"))
     candidates.sort(key=os.path.getmtime, reverse=True)
-    best_epoch, best_path, reasons = -1, None, []
+    best_position, best_path, reasons = None, None, []
     for candidate in candidates:
         try:
-            epoch = load_checkpoint(candidate)["epoch"]
+            position = checkpoint_position(load_checkpoint(candidate))
         except CheckpointError as err:
             reasons.append(str(err))
             continue
-        if epoch > best_epoch:
-            best_epoch, best_path = epoch, candidate
+        if best_position is None or position > best_position:
+            best_position, best_path = position, candidate
     if best_path is None:
         detail = f" ({'; '.join(reasons)})" if reasons else ""
         raise CheckpointError(f"no valid checkpoint in {path}{detail}")

@@ -1,5 +1,6 @@
 """The training loop: epochs, evaluation, checkpoints, logging, resume."""
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -10,6 +11,7 @@ from tqdm import tqdm
 
 from model.loss import cross_entropy_loss, sop_loss
 from trainer.checkpoint import BEST, LATEST, save_atomic
+from utils.errors import CheckpointError
 from utils.seed import rng_state, set_rng_state
 
 
@@ -46,9 +48,11 @@ class Trainer:
         self.best = {"test_accuracy": -1.0, "test_epoch": 0, "monitor": -math.inf, "monitor_epoch": 0,
                      "test_at_monitor": None}
         self.sync_every = 1 if device.type == "cpu" else 25
-        self.stop_signal = None          # set by a signal handler; checked at epoch ends
+        self.stop_signal = None          # set by a signal handler; checked after every step
+        self.resume_progress = None      # a mid-epoch checkpoint's "progress", used by the next train_epoch
 
     def request_stop(self, signum):
+        """Stop after the current step, saving a checkpoint (safe to call from a signal handler)."""
         self.stop_signal = signum
 
     @staticmethod
@@ -96,18 +100,36 @@ class Trainer:
         if bad.any():
             offset = int(bad.nonzero()[0])
             values = ", ".join(f"{k}={float(v[offset]):.4g}" for k, v in stacked.items())
-            raise NonFiniteLoss(f"non-finite loss at epoch {epoch}, step {first_step + offset + 1}: {values}; "
-                                f"the last good checkpoint is {os.path.join(self.run_dir, LATEST)}")
+            latest = os.path.join(self.run_dir, LATEST)
+            kept = f"the last good checkpoint is {latest}" if os.path.exists(latest) else "no checkpoint written yet"
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch}, step {first_step + offset + 1}: {values}; {kept}")
 
     def train_epoch(self, epoch):
         self.model.train()
         loader = self.data.train_loader
-        loader.set_epoch(epoch)
-        sums, correct, correct_clean, seen = {}, 0, 0, 0
+        progress, self.resume_progress = self.resume_progress, None
+        progress = progress if progress is not None and progress["epoch"] == epoch else None
+        first = progress["step"] if progress else 0
+        exact = getattr(loader, "exact_resume", False)
+        if first and exact:
+            loader.set_epoch(epoch, first, progress["generator"])
+        else:
+            loader.set_epoch(epoch)
+        num_batches = len(loader)
+        sums, correct, correct_clean, seen, elapsed = {}, 0, 0, 0, 0.0
+        if progress:
+            sums, correct, correct_clean = dict(progress["sums"]), progress["correct"], progress["correct_clean"]
+            seen, elapsed = int(progress["seen"]), float(progress["seconds"])
         pending, start = [], time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", leave=False, dynamic_ncols=True,
+                   total=num_batches, initial=first if exact else 0,
                    disable=not self.config["trainer"]["progress_bar"])
-        for step, batch in enumerate(bar):
+        batches = iter(bar)
+        if first and not exact:
+            # e.g. PILLoader: replay the epoch's batch order and drop the done batches. Their
+            # augmentation draws are redone, so the rest of the epoch is not bit-identical.
+            batches = itertools.islice(batches, first, None)
+        for step, batch in enumerate(batches, start=first):
             logits, terms = self.train_step(batch)
             for callback in self.callbacks:
                 callback.on_batch(batch, logits)
@@ -124,9 +146,16 @@ class Trainer:
                 self._check_finite(epoch, step + 1 - len(pending), pending)
                 pending = []
                 bar.set_postfix(loss=f"{float(sums['loss']) / seen:.3f}", acc=f"{float(correct) / seen:.3f}")
+            if self.stop_signal is not None and step + 1 < num_batches:
+                if pending:
+                    self._check_finite(epoch, step + 1 - len(pending), pending)
+                bar.close()
+                self._stop_mid_epoch(epoch, step + 1, num_batches, dict(
+                    sums=sums, correct=correct, correct_clean=correct_clean, seen=seen,
+                    seconds=elapsed + time.perf_counter() - start))
         if pending:
             self._check_finite(epoch, step + 1 - len(pending), pending)
-        seconds = time.perf_counter() - start
+        seconds = elapsed + time.perf_counter() - start
         result = {f"loss/train_{k}" if k != "loss" else "loss/train": float(v) / seen for k, v in sums.items()}
         result["accuracy/train"] = float(correct) / seen
         if self.data.train_clean is not None:
@@ -147,8 +176,19 @@ class Trainer:
             seen += len(batch.y)
         return float(loss_sum) / seen, float(correct) / seen
 
+    def _stop_mid_epoch(self, epoch, steps, num_batches, partial):
+        """Save a checkpoint after ``steps`` steps of ``epoch`` and raise TrainingInterrupted."""
+        loader = self.data.train_loader
+        exact = getattr(loader, "exact_resume", False)
+        progress = {"epoch": epoch, "step": steps, "num_batches": num_batches, "batch_size": loader.batch_size,
+                    "generator": loader.generator.get_state() if exact else None, **partial}
+        save_atomic(self.state_dict(epoch - 1, progress), os.path.join(self.run_dir, LATEST))
+        raise TrainingInterrupted(f"stopped by signal {self.stop_signal} at epoch {epoch}, step {steps}/{num_batches}"
+                                  f"; checkpoint saved; resume with -r {self.run_dir}", 128 + self.stop_signal)
+
     # ---- checkpoints ----------------------------------------------------------
-    def state_dict(self, epoch):
+    def state_dict(self, epoch, progress=None):
+        """``epoch`` finished epochs; ``progress``: steps done in the next one (a stop mid-epoch)."""
         return {
             "epoch": epoch,
             "arch": self.config["arch"]["type"],
@@ -161,6 +201,9 @@ class Trainer:
             "best": dict(self.best),
             "rng": rng_state(),
             "config": self.config,
+            "progress": progress,
+            # callbacks with per-epoch state (e.g. buffers filled by on_batch) may offer state_dict/load_state_dict
+            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
         }
 
     def load_state_dict(self, state):
@@ -174,6 +217,16 @@ class Trainer:
             self.sop.load_state_dict(state["sop"])
         self.best = dict(state["best"])
         set_rng_state(state["rng"])
+        for callback, saved in zip(self.callbacks, state.get("callbacks") or ()):
+            if saved is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(saved)
+        progress = state.get("progress")
+        loader = self.data.train_loader
+        if progress and (progress["num_batches"] != len(loader) or progress["batch_size"] != loader.batch_size):
+            raise CheckpointError(f"the checkpoint stopped at step {progress['step']} of {progress['num_batches']} "
+                                  f"batches of {progress['batch_size']} in epoch {progress['epoch']}; resume it with "
+                                  f"the same data_loader.batch_size (now {loader.batch_size})")
+        self.resume_progress = progress
         self.start_epoch = int(state["epoch"])
 
     # ---- the whole run --------------------------------------------------------

@@ -3,8 +3,10 @@
 `validate` returns a list of problems (empty when the config is fine), each
 naming the offending key, so the user sees all of them in one message.
 """
+import inspect
 import math
 import numbers
+import os
 
 DEFAULTS = {
     "name": "SOP",
@@ -60,6 +62,14 @@ CHOICES = {
     "trainer.channels_last": ("auto", True, False),
 }
 
+# keys whose default is None: the type they take otherwise
+OPTIONAL_TYPES = {"noise.seed": numbers.Integral, "noise.file": str}
+
+# the keys train_loss.args may hold (the SOP loss reads these; cross-entropy ignores them)
+LOSS_ARGS = ("lr_u", "lr_v", "init_std", "ratio_consistency", "ratio_balance")
+
+CIFAR_N_SETS = {"cifar10": ("aggre", "random1", "random2", "random3", "worst"), "cifar100": ("noisy",)}
+
 # key -> (low, high, low inclusive); None means unbounded on that side
 RANGES = {
     "seed": (0, None, True),
@@ -71,6 +81,12 @@ RANGES = {
     "noise.rate": (0.0, 1.0, True),
     "noise.seed": (0, None, True),
     "optimizer.args.lr": (0.0, None, False),
+    "optimizer.args.momentum": (0.0, 1.0, True),
+    "optimizer.args.weight_decay": (0.0, None, True),
+    "optimizer.args.eps": (0.0, None, False),
+    "lr_scheduler.args.eta_min": (0.0, None, True),
+    "lr_scheduler.args.T_max": (1, None, True),
+    "lr_scheduler.args.gamma": (0.0, None, False),
     "train_loss.args.lr_u": (0.0, None, True),
     "train_loss.args.lr_v": (0.0, None, True),
     "train_loss.args.init_std": (0.0, None, True),
@@ -93,13 +109,30 @@ def flatten(config, prefix=""):
             yield path, value
 
 
+def _shape_problems(defaults, config, prefix=""):
+    """Every section that is an object in DEFAULTS must be one in the config."""
+    for key, default in defaults.items():
+        if isinstance(default, dict):
+            if not isinstance(config.get(key), dict):
+                yield f"'{prefix}{key}' must be an object, got {config.get(key)!r}"
+            else:
+                yield from _shape_problems(default, config[key], f"{prefix}{key}.")
+
+
 def _type_problem(path, value, default):
-    if default is None or path.endswith(".args") or isinstance(default, dict):
+    if isinstance(default, dict):
         return None
+    if default is None:
+        kind = OPTIONAL_TYPES.get(path)
+        if kind is None or value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+            return None
+        return f"'{path}' must be {'an integer' if kind is numbers.Integral else 'a string'} or null, got {value!r}"
     if isinstance(default, bool) or isinstance(value, bool):
         ok = isinstance(value, type(default)) or path in CHOICES
+        if isinstance(value, bool) and not isinstance(default, bool) and path not in CHOICES:
+            ok = False  # true/false is not a number
     elif isinstance(default, numbers.Integral):
-        ok = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+        ok = isinstance(value, numbers.Integral)  # 64.0 would break range()/indexing later
     elif isinstance(default, numbers.Real):
         ok = isinstance(value, numbers.Real)
     else:
@@ -116,16 +149,18 @@ def _range_problem(path, value, low, high, low_inclusive):
         return f"'{path}' must be finite, got {value!r}"
     below = value < low if low_inclusive else value <= low
     if (low is not None and below) or (high is not None and value > high):
-        bounds = f"[{low}, {high if high is not None else 'inf'})" if low_inclusive else f"> {low}"
-        return f"'{path}' must be in {bounds}, got {value!r}"
+        bounds = (f"in [{low}, {high}]" if high is not None else f">= {low}") if low_inclusive else f"> {low}"
+        return f"'{path}' must be {bounds}, got {value!r}"
     return None
 
 
 def validate(config):
     """All problems of a merged config, as a list of one-line strings."""
+    problems = list(_shape_problems(DEFAULTS, config))
+    if problems:
+        return problems  # a section replaced by a scalar: the checks below would only add noise
     defaults = dict(flatten(DEFAULTS))
     values = dict(flatten(config))
-    problems = []
     for path, value in values.items():
         if path in defaults:
             problem = _type_problem(path, value, defaults[path])
@@ -146,4 +181,68 @@ def validate(config):
         problems.append(f"'name' must be a non-empty string without '/'; got {values.get('name')!r}")
     if values.get("data_loader.validation_split") == 1.0:
         problems.append("'data_loader.validation_split' must be below 1 (nothing left to train on)")
+    return problems + _args_problems(config) + _cross_problems(config)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _unknown_args(section, args, allowed):
+    return [f"'{section}.args.{key}' is not an argument of {section} (valid: {', '.join(sorted(allowed))})"
+            for key in args if key not in allowed]
+
+
+def _args_problems(config):
+    """Keys and values inside the args blocks, checked against what their constructors take."""
+    import torch  # late: only needed here
+    from model.networks import ARCHS
+    problems = []
+    arch, args = config["arch"], config["arch"].get("args")
+    if arch.get("type") in ARCHS and isinstance(args, dict):
+        allowed = set(inspect.signature(ARCHS[arch["type"]]).parameters) - {"num_classes"}
+        problems += _unknown_args("arch", args, allowed)
+        width = args.get("width", 64)
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            problems.append(f"'arch.args.width' must be a positive integer, got {width!r}")
+    for section, module, skip in (("optimizer", torch.optim, {"params"}),
+                                  ("lr_scheduler", torch.optim.lr_scheduler, {"optimizer", "last_epoch"})):
+        spec = config[section]
+        if spec.get("type") not in CHOICES[f"{section}.type"] or spec["type"] == "none":
+            continue
+        allowed = set(inspect.signature(getattr(module, spec["type"])).parameters) - skip
+        problems += _unknown_args(section, spec["args"], allowed)
+        for key, value in spec["args"].items():
+            if key in ("lr", "momentum", "weight_decay", "eps", "eta_min", "gamma") and not _is_number(value):
+                problems.append(f"'{section}.args.{key}' must be a number, got {value!r}")
+            if key == "T_max" and (isinstance(value, bool) or not isinstance(value, int)):
+                problems.append(f"'{section}.args.T_max' must be an integer, got {value!r}")
+    if config["lr_scheduler"].get("type") == "MultiStepLR":
+        milestones = config["lr_scheduler"]["args"].get("milestones")
+        if not (isinstance(milestones, list) and milestones and all(
+                isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in milestones)):
+            problems.append(f"'lr_scheduler.args.milestones' must be a list of positive epochs, got {milestones!r}")
+    problems += _unknown_args("train_loss", config["train_loss"]["args"], LOSS_ARGS)
+    return problems
+
+
+def _cross_problems(config):
+    """Rules that join several keys, and files that must exist."""
+    problems = []
+    noise, loader, trainer = config["noise"], config["data_loader"], config["trainer"]
+    if noise.get("type") == "human":
+        sets = CIFAR_N_SETS.get(loader.get("dataset"), ())
+        if sets and noise.get("label_set") not in sets:
+            problems.append(f"'noise.label_set' for {loader['dataset']} must be one of {', '.join(sets)}; "
+                            f"got {noise.get('label_set')!r}")
+    if isinstance(noise.get("file"), str) and not os.path.isfile(noise["file"]):
+        problems.append(f"'noise.file' not found: {noise['file']}")
+    if trainer.get("monitor") == "max val_accuracy" and loader.get("validation_split") == 0:
+        problems.append("'trainer.monitor' is max val_accuracy but data_loader.validation_split is 0 "
+                        "(no validation set)")
+    save_dir = trainer.get("save_dir")
+    if isinstance(save_dir, str) and os.path.exists(save_dir) and not os.path.isdir(save_dir):
+        problems.append(f"'trainer.save_dir' is a file, not a directory: {save_dir}")
+    if config.get("name") in (".", ".."):
+        problems.append(f"'name' must name a directory, got {config['name']!r}")
     return problems
