@@ -98,13 +98,27 @@ def train_argv(args, setting, method):
     return argv
 
 
+def flat(config, prefix=""):
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield from flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def same_run(stored, wanted):
+    """Configs agree on every key both have (keys added to the schema since the run are not compared)."""
+    stored, wanted = dict(flat(stored)), dict(flat(wanted))
+    return all(stored[key] == wanted[key] for key in stored.keys() & wanted.keys())
+
+
 def finished_run(argv):
-    """The newest finished run directory whose config.json equals what ``argv`` would train, or None."""
+    """The newest finished run directory whose config.json matches what ``argv`` would train, or None."""
     from parse_config import parse_args
     config, run_dir, _ = parse_args(argv)
     for results in sorted(glob.glob(os.path.join(os.path.dirname(run_dir), "*", "results.json")), reverse=True):
         with open(os.path.join(os.path.dirname(results), "config.json")) as f:
-            if json.load(f) == config:
+            if same_run(json.load(f), config):
                 return os.path.dirname(results)
     return None
 

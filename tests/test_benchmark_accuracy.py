@@ -85,6 +85,13 @@ def test_margins_table_compares_each_method_with_cross_entropy():
     assert accuracy.margins_table(rows[1:]) == ""
 
 
+def test_same_run_ignores_keys_one_config_lacks_but_not_changed_values():
+    stored = {"seed": 1, "trainer": {"epochs": 3}, "train_loss": {"args": {"lr_u": 3.0}}}
+    assert accuracy.same_run(stored, {"seed": 1, "trainer": {"epochs": 3, "new_key": 0},
+                                      "train_loss": {"args": {"lr_u": 3.0}}})
+    assert not accuracy.same_run(stored, {"seed": 1, "trainer": {"epochs": 3}, "train_loss": {"args": {"lr_u": 10.0}}})
+
+
 def test_unknown_setting_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as stop:
         accuracy.main(["--settings", "sym50,sym80"])
