@@ -7,14 +7,17 @@ The composition root: parse the config, build the parts, hand them to the
 trainer. Input errors end with a one-line message and exit code 2.
 """
 import json
+import logging
 import os
 import shutil
 import sys
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from data_loader.build import build_data
 from model.networks import build_arch
+from model.sync_batchnorm import convert_to_global_batchnorm
 from model.sop_params import SampleNoiseParams
 from parse_config import parse_args
 from trainer.checkpoint import checkpoint_position, load_checkpoint, remove_stale_temps
@@ -22,6 +25,7 @@ from trainer.noise_monitor import NoiseMonitor
 from trainer.run_logger import MetricsWriter, close_text_logger, make_text_logger
 from trainer.signals import stop_on_signals
 from trainer.trainer import NonFiniteLoss, Trainer, TrainingInterrupted
+from utils.dist import broadcast_object, init_distributed, shutdown_distributed
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.matrix_image import matrix_image
 from utils.runtime import resolve_amp, resolve_channels_last, resolve_device
@@ -49,16 +53,39 @@ def build_scheduler(config, optimizer):
         raise ConfigError(f"lr_scheduler.args: {err}") from None
 
 
-def build_and_train(config, run_dir, resume_path):
+def build_model(config, num_classes, device, dist):
+    """(model, evaluation forward, training forward): the forwards are the model
+    compiled when asked, the training one wrapped in DDP when there are several ranks."""
+    model = build_arch(config["arch"]["type"], num_classes, config["arch"]["args"]).to(device)
+    trainer_cfg = config["trainer"]
+    if dist.enabled and trainer_cfg["sync_bn"]:
+        model = convert_to_global_batchnorm(model)
+    if resolve_channels_last(trainer_cfg["channels_last"], device):
+        model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if trainer_cfg["compile"] else model
+    train_forward = forward
+    if dist.enabled:
+        train_forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if trainer_cfg["compile"]:
+            train_forward = torch.compile(train_forward)
+    return model, forward, train_forward
+
+
+def check_world_size(config, dist):
+    batch_size = config["data_loader"]["batch_size"]
+    if batch_size % dist.world_size:
+        raise ConfigError(f"data_loader.batch_size {batch_size} is not divisible by the world size "
+                          f"{dist.world_size}: it is the global batch, split evenly over the processes")
+
+
+def build_and_train(config, run_dir, resume_path, dist):
+    check_world_size(config, dist)
     seed_everything(config["seed"])
     device = resolve_device()
-    data = build_data(config, device)
-    model = build_arch(config["arch"]["type"], data.num_classes, config["arch"]["args"]).to(device)
+    data = build_data(config, device, rank=dist.rank, world_size=dist.world_size)
+    model, forward, train_forward = build_model(config, data.num_classes, device, dist)
     trainer_cfg = config["trainer"]
     channels_last = resolve_channels_last(trainer_cfg["channels_last"], device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    compiled = torch.compile(model) if trainer_cfg["compile"] else None
     sop = None
     if config["train_loss"]["type"] == "sop":
         args = config["train_loss"]["args"]
@@ -72,7 +99,7 @@ def build_and_train(config, run_dir, resume_path):
                               f"samples; this config has {config['arch']['type']} on {data.num_train}")
     trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
                       sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
-                      channels_last=channels_last, compiled_model=compiled,
+                      channels_last=channels_last, compiled_model=forward, train_forward=train_forward, dist=dist,
                       callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"], run_dir,
                                               eval_batch_size=config["data_loader"]["eval_batch_size"])])
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
@@ -82,7 +109,12 @@ def build_and_train(config, run_dir, resume_path):
             lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
             detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
             raise CheckpointError(f"{resume_path} does not fit this model: {detail[:200]}") from None
-        remove_stale_temps(run_dir)
+        if dist.is_main:
+            remove_stale_temps(run_dir)
+    if not dist.is_main:  # rank 0 writes the run directory; the others only train
+        trainer.log = logging.getLogger("sop.worker")
+        with stop_on_signals(trainer.request_stop):
+            return trainer.fit()
 
     created = not os.path.isdir(run_dir)
     os.makedirs(run_dir, exist_ok=True)
@@ -98,7 +130,8 @@ def build_and_train(config, run_dir, resume_path):
         log.info(f"run directory: {run_dir}")
         log.info(f"device {device} | {config['data_loader']['dataset']} | {data.num_train} training images | "
                  f"noise {config['noise']['type']} rate {config['noise']['rate']} -> realised {data.noise_rate:.4f} "
-                 f"| loss {config['train_loss']['type']}")
+                 f"| loss {config['train_loss']['type']}"
+                 + (f" | world size {dist.world_size}" if dist.enabled else ""))
         if state is not None:
             epochs_done, steps = checkpoint_position(state)
             log.info(f"resuming from {resume_path} after epoch {epochs_done}"
@@ -123,9 +156,11 @@ def build_and_train(config, run_dir, resume_path):
 
 
 def main(argv=None):
+    dist = init_distributed()   # a no-op without torchrun
     try:
         config, run_dir, resume_path = parse_args(argv)
-        build_and_train(config, run_dir, resume_path)
+        run_dir = broadcast_object(run_dir)   # rank 0's name (it holds a timestamp)
+        build_and_train(config, run_dir, resume_path, dist)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -138,6 +173,8 @@ def main(argv=None):
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM, or Ctrl-C before training started
         print("aborted; the last checkpoint written (if any) is intact", file=sys.stderr)
         return 130
+    finally:
+        shutdown_distributed()
     return 0
 
 

@@ -6,6 +6,7 @@ whole batches there; `PILLoader` is the official-style per-image PIL path in
 DataLoader workers, for datasets that do not fit in memory. The batch order is
 a pure function of (seed, epoch), so a resumed run sees the same batches.
 """
+import signal
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -23,6 +24,7 @@ class Batch(NamedTuple):
     x: torch.Tensor                     # weak view (or the plain image for evaluation)
     y: torch.Tensor                     # given label
     x_strong: Optional[torch.Tensor]    # SOP+ strong view, None when not needed
+    global_size: Optional[int] = None   # samples in the global batch this rank's share belongs to
 
 
 def epoch_generator(seed, epoch):
@@ -36,14 +38,28 @@ def epoch_batches(num_samples, batch_size, generator=None, rank=0, world_size=1)
 
     Shuffled when a generator is given. A trailing batch of one sample is
     dropped (BatchNorm cannot train on it)."""
+    return [shard(chunk, rank, world_size) for chunk in global_batches(num_samples, batch_size, generator, world_size)]
+
+
+def global_batches(num_samples, batch_size, generator=None, world_size=1):
+    """The epoch's global batches (every rank computes the same list)."""
     order = torch.randperm(num_samples, generator=generator) if generator is not None else torch.arange(num_samples)
     batches = []
     for start in range(0, num_samples, batch_size):
         chunk = order[start:start + batch_size]
         if generator is not None and len(chunk) < max(2, world_size * 2):
             break
-        batches.append(torch.tensor_split(chunk, world_size)[rank])
+        batches.append(chunk)
     return batches
+
+
+def shard(batch, rank, world_size):
+    """This rank's contiguous share of a global batch (tensor or list of tensors)."""
+    if world_size == 1:
+        return batch
+    if isinstance(batch, torch.Tensor):
+        return torch.tensor_split(batch, world_size)[rank]
+    return [None if part is None else torch.tensor_split(part, world_size)[rank] for part in batch]
 
 
 class DeviceLoader:
@@ -78,22 +94,35 @@ class DeviceLoader:
         generator = epoch_generator(self.seed, self.epoch) if self.train else None
         self.generator = generator
         device = self.images.device
-        batches = epoch_batches(len(self.labels), self.batch_size, generator, self.rank, self.world_size)
+        batches = global_batches(len(self.labels), self.batch_size, generator, self.world_size)
         (start, state), self._start = self._start, (0, None)
         if start:  # the permutation above is regenerated; the draws of the done batches are skipped
             generator.set_state(state)
         for index in batches[start:]:
+            if not self.train:
+                index = shard(index, self.rank, self.world_size).to(device)
+                if len(index):
+                    yield Batch(index, normalize(self.images[index], self.mean, self.std), self.labels[index], None)
+                continue
+            # every rank augments the whole global batch with the same draws and keeps its share,
+            # so K processes see exactly the images one process would (augmentation is launch-bound
+            # on GPUs, so the extra rows cost little)
             index = index.to(device)
             images = self.images[index]
-            if not self.train:
-                yield Batch(index, normalize(images, self.mean, self.std), self.labels[index], None)
-                continue
             weak = normalize(random_crop_flip(images, CROP_PADDING, generator), self.mean, self.std)
             strong = None
             if self.strong_view:
                 strong = random_crop_flip(auto_augment_cifar10(images, generator), CROP_PADDING, generator)
                 strong = cutout(normalize(strong, self.mean, self.std), CUTOUT_SIZE, generator)
-            yield Batch(index, weak, self.labels[index], strong)
+            index, weak, strong = shard([index, weak, strong], self.rank, self.world_size)
+            yield Batch(index, weak, self.labels[index], strong, len(images))
+
+
+def _ignore_stop_signals(_worker_id):
+    """Workers leave Ctrl-C / SIGTERM to the main process, which stops gracefully
+    and shuts them down (a terminal's Ctrl-C reaches the whole process group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _IndexedImages(torch.utils.data.Dataset):
@@ -133,12 +162,14 @@ class PILLoader:
 
     def __iter__(self):
         generator = epoch_generator(self.seed, self.epoch) if self.train else None
-        batches = [b.tolist() for b in epoch_batches(len(self.dataset), self.batch_size, generator,
-                                                     self.rank, self.world_size)]
+        chunks = global_batches(len(self.dataset), self.batch_size, generator, self.world_size)
+        shares = [(shard(chunk, self.rank, self.world_size).tolist(), len(chunk)) for chunk in chunks]
+        batches, sizes = [b for b, _ in shares if b], [n for b, n in shares if b]
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=batches, num_workers=self.num_workers,
             generator=epoch_generator(self.seed + 1, self.epoch), pin_memory=self.device.type == "cuda",
-            persistent_workers=False)
-        for index, x, y, strong in loader:
+            persistent_workers=False, worker_init_fn=_ignore_stop_signals)
+        for (index, x, y, strong), size in zip(loader, sizes):
             move = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
-            yield Batch(move(index), move(x), move(y), move(strong) if self.strong_view and self.train else None)
+            yield Batch(move(index), move(x), move(y), move(strong) if self.strong_view and self.train else None,
+                        size)

@@ -11,6 +11,8 @@ from tqdm import tqdm
 
 from model.loss import cross_entropy_loss, sop_loss
 from trainer.checkpoint import BEST, LATEST, save_atomic
+from utils.dist import (DistInfo, all_gather_rows, broadcast_buffers, differentiable_sum, max_across_ranks,
+                        sum_across_ranks)
 from utils.errors import CheckpointError
 from utils.seed import rng_state, set_rng_state
 
@@ -29,8 +31,13 @@ class TrainingInterrupted(Exception):
 
 class Trainer:
     def __init__(self, model, optimizer, scheduler, data, config, run_dir, metrics, log,
-                 device, sop_params=None, amp_dtype=None, channels_last=False, compiled_model=None, callbacks=()):
+                 device, sop_params=None, amp_dtype=None, channels_last=False, compiled_model=None, callbacks=(),
+                 train_forward=None, dist=DistInfo()):
+        # forward: evaluation (the model, compiled when asked); train_forward: the same wrapped
+        # for data parallelism when there are several ranks
         self.model, self.forward = model, compiled_model or model
+        self.train_forward = train_forward or self.forward
+        self.dist = dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.sop = sop_params
         self.data, self.config, self.run_dir = data, config, run_dir
@@ -76,15 +83,20 @@ class Trainer:
         size = len(batch.index)
         x = batch.x if batch.x_strong is None else torch.cat([batch.x, batch.x_strong])
         with self._autocast():
-            out = self.forward(self._prepare(x))
+            out = self.train_forward(self._prepare(x))
         out = out.float()
         logits, logits_strong = out[:size], (out[size:] if batch.x_strong is not None else None)
+        # with several ranks, scale each rank's loss so that DDP's gradient average is the
+        # gradient of the global-batch loss (see model.loss.sop_loss)
+        global_size = batch.global_size or size
+        share = size * self.dist.world_size / global_size
         if self.sop is not None:
             u_rows, v_rows = self.sop.rows(batch.index)
+            batch_mean = (lambda q: differentiable_sum(q.sum(dim=0)) / global_size) if self.dist.enabled else None
             terms = sop_loss(logits, batch.y, u_rows, v_rows, logits_strong,
-                             self.ratio_consistency, self.ratio_balance)
+                             self.ratio_consistency, self.ratio_balance, share=share, batch_mean=batch_mean)
         else:
-            terms = cross_entropy_loss(logits, batch.y)
+            terms = cross_entropy_loss(logits, batch.y, share=share)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
         if self.sop is not None:
@@ -96,7 +108,7 @@ class Trainer:
 
     def _check_finite(self, epoch, first_step, pending):
         stacked = {k: torch.stack([terms[k] for terms in pending]) for k in pending[0]}
-        bad = ~torch.isfinite(stacked["loss"])
+        bad = ~torch.isfinite(sum_across_ranks(stacked["loss"]))   # every rank stops together
         if bad.any():
             offset = int(bad.nonzero()[0])
             values = ", ".join(f"{k}={float(v[offset]):.4g}" for k, v in stacked.items())
@@ -117,9 +129,11 @@ class Trainer:
             loader.set_epoch(epoch)
         num_batches = len(loader)
         sums, correct, correct_clean, seen, elapsed = {}, 0, 0, 0, 0.0
-        if progress:
+        if progress and self.dist.is_main:  # saved sums are global: one rank carries them on
             sums, correct, correct_clean = dict(progress["sums"]), progress["correct"], progress["correct_clean"]
             seen, elapsed = int(progress["seen"]), float(progress["seconds"])
+        elif progress:
+            elapsed = float(progress["seconds"])
         pending, start = [], time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", leave=False, dynamic_ncols=True,
                    total=num_batches, initial=first if exact else 0,
@@ -131,8 +145,8 @@ class Trainer:
             batches = itertools.islice(batches, first, None)
         for step, batch in enumerate(batches, start=first):
             logits, terms = self.train_step(batch)
-            for callback in self.callbacks:
-                callback.on_batch(batch, logits)
+            if self.callbacks:
+                self._notify_batch(batch, logits)
             size = len(batch.index)
             predicted = logits.argmax(dim=1)
             correct = correct + (predicted == batch.y).sum()
@@ -146,15 +160,17 @@ class Trainer:
                 self._check_finite(epoch, step + 1 - len(pending), pending)
                 pending = []
                 bar.set_postfix(loss=f"{float(sums['loss']) / seen:.3f}", acc=f"{float(correct) / seen:.3f}")
-            if self.stop_signal is not None and step + 1 < num_batches:
+            if self._stop_agreed() and step + 1 < num_batches:
                 if pending:
                     self._check_finite(epoch, step + 1 - len(pending), pending)
                 bar.close()
+                sums, correct, correct_clean, seen = self._reduce(sums, correct, correct_clean, seen)
                 self._stop_mid_epoch(epoch, step + 1, num_batches, dict(
                     sums=sums, correct=correct, correct_clean=correct_clean, seen=seen,
                     seconds=elapsed + time.perf_counter() - start))
         if pending:
             self._check_finite(epoch, step + 1 - len(pending), pending)
+        sums, correct, correct_clean, seen = self._reduce(sums, correct, correct_clean, seen)
         seconds = elapsed + time.perf_counter() - start
         result = {f"loss/train_{k}" if k != "loss" else "loss/train": float(v) / seen for k, v in sums.items()}
         result["accuracy/train"] = float(correct) / seen
@@ -164,9 +180,40 @@ class Trainer:
         result["time/train_images_per_s"] = seen / seconds
         return result
 
+    def _notify_batch(self, batch, logits):
+        """Callbacks see every rank's rows of the step (u/v-sized state stays identical on all ranks)."""
+        if self.dist.enabled:
+            index, y, logits = all_gather_rows(batch.index, batch.y, logits)
+            batch = batch._replace(index=index, y=y, x=None, x_strong=None)
+        for callback in self.callbacks:
+            callback.on_batch(batch, logits)
+
+    def _stop_agreed(self):
+        """Whether to stop now; with several ranks, as soon as any rank got a signal."""
+        if self.dist.enabled:
+            signal = int(max_across_ranks(torch.tensor([self.stop_signal or 0], device=self.device)))
+            self.stop_signal = signal or None
+        return self.stop_signal is not None
+
+    def _sum_over_ranks(self, *values):
+        """Scalars (numbers or 0-d tensors) summed over all ranks, in one all-reduce."""
+        packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.device).reshape(()) for v in values])
+        return sum_across_ranks(packed).unbind()
+
+    def _reduce(self, sums, correct, correct_clean, seen):
+        """The epoch's training sums over all ranks."""
+        if not self.dist.enabled:
+            return sums, correct, correct_clean, seen
+        keys = sorted(sums)
+        *loss_sums, correct, correct_clean, seen = self._sum_over_ranks(*(sums[k] for k in keys), correct,
+                                                                        correct_clean, seen)
+        return dict(zip(keys, loss_sums)), correct, correct_clean, int(seen)
+
     @torch.no_grad()
     def evaluate(self, loader):
         self.model.eval()
+        if self.dist.enabled:
+            broadcast_buffers(self.model)   # BatchNorm running statistics as rank 0 has them
         loss_sum, correct, seen = 0.0, 0, 0
         for batch in loader:
             with self._autocast():
@@ -174,6 +221,9 @@ class Trainer:
             loss_sum = loss_sum + torch.nn.functional.cross_entropy(logits, batch.y, reduction="sum")
             correct = correct + (logits.argmax(dim=1) == batch.y).sum()
             seen += len(batch.y)
+        if self.dist.enabled:
+            loss_sum, correct, seen = self._sum_over_ranks(loss_sum, correct, seen)
+            seen = int(seen)
         return float(loss_sum) / seen, float(correct) / seen
 
     def _stop_mid_epoch(self, epoch, steps, num_batches, partial):
@@ -182,7 +232,8 @@ class Trainer:
         exact = getattr(loader, "exact_resume", False)
         progress = {"epoch": epoch, "step": steps, "num_batches": num_batches, "batch_size": loader.batch_size,
                     "generator": loader.generator.get_state() if exact else None, **partial}
-        save_atomic(self.state_dict(epoch - 1, progress), os.path.join(self.run_dir, LATEST))
+        if self.dist.is_main:
+            save_atomic(self.state_dict(epoch - 1, progress), os.path.join(self.run_dir, LATEST))
         raise TrainingInterrupted(f"stopped by signal {self.stop_signal} at epoch {epoch}, step {steps}/{num_batches}"
                                   f"; checkpoint saved; resume with -r {self.run_dir}", 128 + self.stop_signal)
 
@@ -272,15 +323,18 @@ class Trainer:
             for callback in self.callbacks:
                 result.update(callback.on_epoch_end(epoch, self))
             improved = self._update_best(epoch, result)
-            self.metrics.write(epoch, result)
-            self.log.info(self._epoch_line(epoch, result))
-            state = self.state_dict(epoch)
-            save_atomic(state, os.path.join(self.run_dir, LATEST))
-            if improved:
-                save_atomic(state, os.path.join(self.run_dir, BEST))
-            if self.stop_signal is not None:
+            if self.dist.is_main:
+                self.metrics.write(epoch, result)
+                self.log.info(self._epoch_line(epoch, result))
+                state = self.state_dict(epoch)
+                save_atomic(state, os.path.join(self.run_dir, LATEST))
+                if improved:
+                    save_atomic(state, os.path.join(self.run_dir, BEST))
+            if self._stop_agreed():
                 raise TrainingInterrupted(f"stopped by signal {self.stop_signal} after epoch {epoch}; resume with "
                                           f"-r {os.path.join(self.run_dir, LATEST)}", 128 + self.stop_signal)
+        if not self.dist.is_main:
+            return None
         for callback in self.callbacks:
             callback.on_fit_end(self)
         return self.report()

@@ -46,6 +46,7 @@ DEFAULTS = {
         "amp": "auto",              # auto | bf16 | fp16 | off
         "channels_last": "auto",    # auto | true | false
         "compile": False,
+        "sync_bn": False,           # data-parallel only: batch statistics over all ranks
         "progress_bar": True,
     },
 }

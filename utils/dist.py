@@ -78,12 +78,44 @@ def sum_across_ranks(tensor):
     return total
 
 
+def max_across_ranks(tensor):
+    """Element-wise maximum over ranks (a new tensor; identity in a single process)."""
+    if not active():
+        return tensor
+    total = tensor.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.MAX)
+    return total
+
+
+def broadcast_buffers(module):
+    """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank."""
+    if active():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce (sum) whose backward is again an all-reduce of the gradients:
+    d(sum_r x_r)/dx_r is one for every rank's loss, and every rank has a loss."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
 def differentiable_sum(tensor):
     """Sum over ranks that gradients flow back through (for the balance term)."""
     if not active():
         return tensor
-    from torch.distributed.nn.functional import all_reduce
-    return all_reduce(tensor)
+    return _SumOverRanks.apply(tensor)
 
 
 def broadcast_object(value):
