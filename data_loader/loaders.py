@@ -53,6 +53,15 @@ def global_batches(num_samples, batch_size, generator=None, world_size=1):
     return batches
 
 
+def batch_count(num_samples, batch_size, train, world_size=1):
+    """len(global_batches(...)) without drawing a permutation: training drops a
+    trailing batch too small to give every rank two samples."""
+    full, tail = divmod(num_samples, batch_size)
+    if tail and (not train or tail >= max(2, world_size * 2)):
+        full += 1
+    return full
+
+
 def shard(batch, rank, world_size):
     """This rank's contiguous share of a global batch (tensor or list of tensors)."""
     if world_size == 1:
@@ -87,8 +96,7 @@ class DeviceLoader:
         self.epoch, self._start = epoch, (start_step, generator_state)
 
     def __len__(self):
-        return len(epoch_batches(len(self.labels), self.batch_size, None if not self.train else
-                                 torch.Generator().manual_seed(0), self.rank, self.world_size))
+        return batch_count(len(self.labels), self.batch_size, self.train, self.world_size)
 
     def __iter__(self):
         generator = epoch_generator(self.seed, self.epoch) if self.train else None
@@ -157,8 +165,7 @@ class PILLoader:
         self.epoch = epoch
 
     def __len__(self):
-        return len(epoch_batches(len(self.dataset), self.batch_size, None if not self.train else
-                                 torch.Generator().manual_seed(0), self.rank, self.world_size))
+        return batch_count(len(self.dataset), self.batch_size, self.train, self.world_size)
 
     def __iter__(self):
         generator = epoch_generator(self.seed, self.epoch) if self.train else None

@@ -101,3 +101,11 @@ def test_pil_loader_with_workers_matches_in_process():
     for a, b in zip(*runs):
         assert torch.equal(a.index, b.index) and torch.equal(a.y, b.y)
         assert a.x_strong.shape == b.x_strong.shape == (8, 3, 32, 32)
+
+
+def test_batch_count_matches_the_batches_an_epoch_yields():
+    from data_loader.loaders import batch_count, global_batches
+    for n, size, world in [(300, 64, 1), (300, 64, 2), (257, 64, 1), (259, 64, 2), (129, 128, 1), (128, 128, 1)]:
+        for train in (True, False):
+            generator = torch.Generator().manual_seed(0) if train else None
+            assert batch_count(n, size, train, world) == len(global_batches(n, size, generator, world)), (n, size)

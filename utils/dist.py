@@ -69,22 +69,20 @@ def all_gather_rows(*tensors):
     return tuple(gathered)
 
 
+def _all_reduced(tensor, op=dist.ReduceOp.SUM):
+    total = tensor.clone()
+    dist.all_reduce(total, op=op)
+    return total
+
+
 def sum_across_ranks(tensor):
     """Element-wise sum over ranks (a new tensor; identity in a single process)."""
-    if not active():
-        return tensor
-    total = tensor.clone()
-    dist.all_reduce(total)
-    return total
+    return _all_reduced(tensor) if active() else tensor
 
 
 def max_across_ranks(tensor):
     """Element-wise maximum over ranks (a new tensor; identity in a single process)."""
-    if not active():
-        return tensor
-    total = tensor.clone()
-    dist.all_reduce(total, op=dist.ReduceOp.MAX)
-    return total
+    return _all_reduced(tensor, dist.ReduceOp.MAX) if active() else tensor
 
 
 def broadcast_buffers(module):
@@ -100,15 +98,11 @@ class _SumOverRanks(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor):
-        total = tensor.clone()
-        dist.all_reduce(total)
-        return total
+        return _all_reduced(tensor)
 
     @staticmethod
     def backward(ctx, grad):
-        total = grad.clone()
-        dist.all_reduce(total)
-        return total
+        return _all_reduced(grad)
 
 
 def differentiable_sum(tensor):
