@@ -5,6 +5,8 @@ import socket
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from utils.dist import shutdown_distributed
+
 
 def free_port():
     with socket.socket() as s:
@@ -18,8 +20,9 @@ def _entry(rank, fn, world_size, port, args):
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         fn(rank, world_size, *args)
+        dist.barrier()
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 def run_workers(fn, world_size, *args):

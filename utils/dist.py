@@ -4,6 +4,7 @@ and the collectives SOP needs (row gathers for u/v, sums of metrics).
 Without torchrun (no RANK / WORLD_SIZE in the environment) everything is a
 single process and these helpers are no-ops.
 """
+import gc
 import os
 from dataclasses import dataclass
 
@@ -40,6 +41,10 @@ def init_distributed():
 
 def shutdown_distributed():
     if dist.is_available() and dist.is_initialized():
+        # DDP's reducer can sit in a reference cycle that outlives the process
+        # group; gloo then tears down its threads during interpreter exit and
+        # aborts (SIGABRT, "terminate called without an active exception").
+        gc.collect()
         dist.destroy_process_group()
 
 
