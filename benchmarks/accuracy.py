@@ -18,13 +18,14 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-SHARED_CIFAR_N = "/work/shared/data/cifar-n/CIFAR-10_human.pt"
+SHARED_CIFAR_N = os.path.join(os.path.dirname(REPO), "shared", "data", "cifar-n", "CIFAR-10_human.pt")
 
 SETTINGS = {  # name -> (label, overrides); the order of the table
     "sym50": ("50% symmetric", ["noise.type=sym", "noise.rate=0.5"]),
@@ -69,6 +70,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=123, help="seeds training, the subset and the synthetic noise")
     p.add_argument("--threads", type=int, default=0,
                    help="OMP_NUM_THREADS of each run (0: torch's default); 1 degrades less on a busy shared CPU")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once (each with --threads threads; 2 jobs x 1 thread suits 2 cores)")
     p.add_argument("--config", default=os.path.join(REPO, "config_cifar10.json"))
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="passed to every train.py run, e.g. -o trainer.amp=bf16")
@@ -79,6 +82,10 @@ def build_parser():
     return p
 
 
+def run_name(setting, method):
+    return f"{setting}_{method.replace('+', '_plus')}"
+
+
 def train_argv(args, setting, method):
     overrides = [f"data_loader.data_dir={os.path.abspath(args.data_dir)}",
                  f"data_loader.train_subset={args.subset}", f"data_loader.batch_size={args.batch_size}",
@@ -87,7 +94,7 @@ def train_argv(args, setting, method):
                  f"train_loss.args.lr_u={args.lr_u}", f"train_loss.args.lr_v={args.lr_v}",
                  f"seed={args.seed}", f"noise.seed={args.seed}", "trainer.progress_bar=false",
                  "trainer.tensorboard=false", f"trainer.save_dir={os.path.abspath(args.work_dir)}",
-                 f"name={setting}_{method.replace('+', '_plus')}"]
+                 f"name={run_name(setting, method)}"]
     overrides += SETTINGS[setting][1] + METHODS[method][1]
     if setting == "worst" and args.cifar_n_file:
         overrides.append(f"noise.file={os.path.abspath(args.cifar_n_file)}")
@@ -133,10 +140,11 @@ def read_run(run_dir):
     labels = np.load(os.path.join(run_dir, "labels.npz"))
     index = labels["train_index"]
     noise = float(np.mean(labels["noisy_labels"][index] != labels["clean_labels"][index]))
+    candidates = {k.split("auroc_", 1)[1]: v for k, v in rows[-1].items() if k.startswith("noise_candidates/auroc_")}
     return {"final": results["last_test_accuracy"], "best": results["best_test_accuracy"],
             "best_epoch": results["best_test_epoch"], "auroc": aurocs[-1] if aurocs else None,
             "train_fit": rows[-1]["accuracy/train"], "noise": noise, "epochs": rows[-1]["epoch"],
-            "run_dir": run_dir}
+            "auroc_candidates": candidates, "run_dir": run_dir}
 
 
 def run_one(args, setting, method):
@@ -148,13 +156,14 @@ def run_one(args, setting, method):
             with open(os.path.join(run_dir, "benchmark_wall_s.txt")) as f:
                 row["wall_s"] = float(f.read())
             return row
-    before = set(glob.glob(os.path.join(os.path.abspath(args.work_dir), "*", "*")))
+    runs = os.path.join(os.path.abspath(args.work_dir), run_name(setting, method), "*")
+    before = set(glob.glob(runs))
     start = time.perf_counter()
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
     proc = subprocess.run([sys.executable, os.path.join(REPO, "train.py")] + argv, cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = round(time.perf_counter() - start, 3)
-    new = sorted(set(glob.glob(os.path.join(os.path.abspath(args.work_dir), "*", "*"))) - before)
+    new = sorted(set(glob.glob(runs)) - before)
     if proc.returncode != 0 or len(new) != 1:
         tail = proc.stdout.strip().splitlines()[-1:] or ["no output"]
         return {"error": f"train.py exit {proc.returncode}: {tail[0]}", "wall_s": wall}
@@ -207,14 +216,19 @@ def machine():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    rows = []
-    for setting in args.settings:
-        for method in args.methods:
-            row = dict(setting=setting, method=method, **run_one(args, setting, method))
-            rows.append(row)
-            status = row.get("error") or (f"final {pct(row['final'])} best {pct(row['best'])} "
-                                          f"auroc {row['auroc']}")
-            print(f"[{setting} / {method}] {status} | {row['wall_s']:.0f} s", flush=True)
+    pairs = [(setting, method) for setting in args.settings for method in args.methods]
+
+    def one(pair):
+        row = dict(setting=pair[0], method=pair[1], **run_one(args, *pair))
+        status = row.get("error") or f"final {pct(row['final'])} best {pct(row['best'])} auroc {row['auroc']}"
+        print(f"[{pair[0]} / {pair[1]}] {status} | {row['wall_s']:.0f} s", flush=True)
+        return row
+
+    # SOP+ runs (twice the cost) first, so that parallel jobs finish together
+    order = sorted(pairs, key=lambda pair: pair[1] != "sop+")
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        finished = dict(zip(order, pool.map(one, order)))
+    rows = [finished[pair] for pair in pairs]
     command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = (f"Command: `{command}`\n\nMachine: {machine()}\n\n"
             f"CIFAR-10 (slightly lossy JPEG copy), {args.subset or 'all'} training images per class, full 10,000-image "

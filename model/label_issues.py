@@ -40,14 +40,19 @@ def _given_prob(probs, given):
     return probs.gather(1, given.view(-1, 1)).squeeze(1)
 
 
-def candidate_scores(probs, given, u=None, v=None):
-    """Every score defined in the module docstring that the inputs allow: name -> (N,) tensor."""
+def candidate_scores(probs, given, u=None, v=None, avg_probs=None):
+    """Every score defined in the module docstring that the inputs allow: name -> (N,) tensor.
+    ``avg_probs``, the probabilities averaged over past epochs, adds ``loss_avg`` and ``sop_avg``."""
     one_minus_p = (1 - _given_prob(probs, given)).clamp(0, 1)
     scores = {"loss": one_minus_p}
+    if avg_probs is not None:
+        scores["loss_avg"] = (1 - _given_prob(avg_probs, given)).clamp(0, 1)
     if u is not None:
         u2 = (u.view(-1) ** 2).clamp(0, 1)
         scores["u2"] = u2
         scores["sop"] = (u2 + one_minus_p) / 2
+        if avg_probs is not None:
+            scores["sop_avg"] = (u2 + scores["loss_avg"]) / 2
     if v is not None:
         other = 1 - torch.nn.functional.one_hot(given, v.shape[1]).to(v.dtype)
         scores["v2"] = (v ** 2 * other).sum(dim=1).clamp(0, 1)

@@ -15,8 +15,8 @@ def tiny_args(cifar10_dir, tmp_path, *extra):
             "-o", "data_loader.eval_batch_size=100", *extra]
 
 
-def test_table_of_two_settings_then_reused(cifar10_dir, tmp_path, capsys):
-    argv = tiny_args(cifar10_dir, tmp_path, "--settings", "clean,sym50", "--methods", "sop+")
+def test_table_of_two_settings_trained_in_parallel_then_reused(cifar10_dir, tmp_path, capsys):
+    argv = tiny_args(cifar10_dir, tmp_path, "--settings", "clean,sym50", "--methods", "sop+", "--jobs", "2")
     assert accuracy.main(argv) == 0
     rows = json.load(open(tmp_path / "table.json"))
     assert [(r["setting"], r["method"]) for r in rows] == [("clean", "sop+"), ("sym50", "sop+")]  # as given
@@ -30,6 +30,8 @@ def test_table_of_two_settings_then_reused(cifar10_dir, tmp_path, capsys):
     assert rows[0]["noise"] == 0.0 and 0 < rows[1]["noise"] <= 0.5   # 60 images, round(0.5 * 300) redrawn overall
     assert rows[0]["auroc"] is None                                   # no noisy sample: NaN in metrics.jsonl
     assert rows[1]["auroc"] == metrics[-1]["noise/auroc"]
+    assert rows[1]["auroc_candidates"]["sop"] == rows[1]["auroc"]    # SOP's default score
+    assert set(rows[1]["auroc_candidates"]) == {"loss", "loss_avg", "u2", "sop", "sop_avg", "v2"}
     table = open(tmp_path / "table.md").read()
     assert "| 50% symmetric | 33.3% | SOP+ |" in table and table.count("| 123 |") == 2
     assert "Command: `python benchmarks/accuracy.py --data-dir" in table and "width 8, 2 epochs" in table

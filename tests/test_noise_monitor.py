@@ -117,3 +117,33 @@ def test_export_with_no_noisy_labels_writes_null_auroc(tmp_path):
     saved = json.load(open(tmp_path / "label_issues.json"))
     assert saved["auroc"] is None and summary["auroc"] is None and saved["realised_rate"] == 0.0
     assert saved["num_flagged"] == 2 and saved["precision"] == 0.0   # round(0.4 * 4) = 2, both wrongly
+
+
+def test_epoch_averaged_scores_are_a_bias_corrected_moving_average_that_survives_resume():
+    data = fake_data(clean=torch.tensor([1, 1, 0, 0]))
+    monitor = NoiseMonitor(data, "cifar10", run_dir=None)
+    trainer = SimpleNamespace(sop=SimpleNamespace(u=torch.zeros(4, 1), v=torch.zeros(4, 2)), metrics=None, epochs=10)
+    p_given = [torch.tensor([0.2, 0.6, 0.5, 0.9]), torch.tensor([0.6, 0.9, 0.1, 0.5])]   # epoch 1, epoch 2
+
+    def feed(p):
+        logits = torch.zeros(4, 2)
+        logits[torch.arange(4), data.train_noisy] = torch.log(p / (1 - p))
+        monitor.on_batch(Batch(torch.arange(4), None, None, None), logits)
+
+    feed(p_given[0])
+    first = monitor.on_epoch_end(1, trainer)
+    # one epoch: the average is that epoch's p; samples 0 and 2 are noisy, 1 - p = 0.8, 0.4, 0.5, 0.1
+    assert first["noise_candidates/auroc_loss_avg"] == 1.0
+    resumed = NoiseMonitor(data, "cifar10", run_dir=None)
+    resumed.load_state_dict(monitor.state_dict())
+    monitor = resumed
+    feed(p_given[1])
+    second = monitor.on_epoch_end(2, trainer)
+    # (0.9 * 0.1 * p1 + 0.1 * p2) / (1 - 0.9^2) = (0.09 p1 + 0.1 p2) / 0.19
+    average = (0.09 * p_given[0] + 0.1 * p_given[1]) / 0.19          # 0.4105, 0.7579, 0.2895, 0.6895
+    stored = monitor.prob_sum / (1 - 0.9 ** monitor.epochs_averaged)
+    torch.testing.assert_close(stored[torch.arange(4), data.train_noisy], average)
+    # this epoch alone ranks sample 3 (p 0.5, clean) above sample 0 (p 0.6, noisy); the average does not
+    assert second["noise_candidates/auroc_loss"] == 0.75
+    assert second["noise_candidates/auroc_loss_avg"] == 1.0
+    assert second["noise_candidates/auroc_sop_avg"] == 1.0               # u = 0: half of loss_avg, same ranking

@@ -28,6 +28,7 @@ from trainer.noise_images import suspects_grid, transition_image
 
 CSV_NAME = "label_issues.csv"
 SUMMARY_NAME = "label_issues.json"
+AVERAGE_MOMENTUM = 0.9   # per epoch: the average of p spans about the last ten epochs
 
 
 @torch.no_grad()
@@ -51,9 +52,9 @@ def training_set_loader(data, dataset, batch_size, device):
                         batch_size=batch_size, train=False, device=device)
 
 
-def analyse(probs, given, u=None, v=None, score_name=None):
+def analyse(probs, given, u=None, v=None, score_name=None, avg_probs=None):
     """(score name, scores, flags, suggested, all candidate scores) for one set of predictions."""
-    candidates = li.candidate_scores(probs, given, u, v)
+    candidates = li.candidate_scores(probs, given, u, v, avg_probs)
     score_name = score_name or (li.SOP_SCORE if u is not None else li.CE_SCORE)
     scores = candidates[score_name]
     flags = li.flag(scores)
@@ -94,12 +95,23 @@ class NoiseMonitor:
         self.visual_every, self.eval_batch_size, self.num_suspects = visual_every, eval_batch_size, num_suspects
         device = data.train_noisy.device
         self.logits = torch.zeros(data.num_train, data.num_classes, device=device)
+        # exponential moving average of each epoch's probabilities (bias-corrected when read)
+        self.prob_sum = torch.zeros(data.num_train, data.num_classes, device=device)
+        self.epochs_averaged = 0
 
     def state_dict(self):  # a stop mid-epoch keeps the logits recorded so far
-        return {"logits": self.logits}
+        return {"logits": self.logits, "prob_sum": self.prob_sum, "epochs_averaged": self.epochs_averaged}
 
     def load_state_dict(self, state):
         self.logits.copy_(state["logits"])
+        if "prob_sum" in state:   # checkpoints written before the average existed restart it
+            self.prob_sum.copy_(state["prob_sum"])
+            self.epochs_averaged = int(state["epochs_averaged"])
+
+    def _average(self, probs):
+        self.prob_sum.mul_(AVERAGE_MOMENTUM).add_(probs, alpha=1 - AVERAGE_MOMENTUM)
+        self.epochs_averaged += 1
+        return self.prob_sum / (1 - AVERAGE_MOMENTUM ** self.epochs_averaged)
 
     def on_batch(self, batch, logits):
         self.logits.index_copy_(0, batch.index, logits)
@@ -109,7 +121,7 @@ class NoiseMonitor:
         u, v = (sop.u, sop.v) if sop is not None else (None, None)
         probs = self.logits.softmax(dim=1)
         given, clean = self.data.train_noisy, self.data.train_clean
-        name, scores, flags, suggested, candidates = analyse(probs, given, u, v)
+        name, scores, flags, suggested, candidates = analyse(probs, given, u, v, avg_probs=self._average(probs))
         result = {"noise/estimated_rate": float(scores.mean()), "noise/flagged_fraction": float(flags.float().mean())}
         if clean is not None:
             result.update({f"noise/{k}": value for k, value in
