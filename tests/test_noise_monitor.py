@@ -115,6 +115,10 @@ def test_export_with_no_noisy_labels_writes_null_auroc(tmp_path):
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs)   # CE score 0.1, 0.2, 0.6, 0.7
     saved = json.load(open(tmp_path / "label_issues.json"))
+    monitor = NoiseMonitor(data, "cifar10", run_dir=None)
+    monitor.on_batch(Batch(torch.arange(4), None, None, None), probs.log())
+    result = monitor.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
+    assert math.isnan(result["noise/auroc"]) and monitor.summary_parts(result) == ["est. noise 0.400"]
     assert saved["auroc"] is None and summary["auroc"] is None and saved["realised_rate"] == 0.0
     assert saved["num_flagged"] == 2 and saved["precision"] == 0.0   # round(0.4 * 4) = 2, both wrongly
 
@@ -141,7 +145,7 @@ def test_epoch_averaged_scores_are_a_bias_corrected_moving_average_that_survives
     second = monitor.on_epoch_end(2, trainer)
     # (0.9 * 0.1 * p1 + 0.1 * p2) / (1 - 0.9^2) = (0.09 p1 + 0.1 p2) / 0.19
     average = (0.09 * p_given[0] + 0.1 * p_given[1]) / 0.19          # 0.4105, 0.7579, 0.2895, 0.6895
-    stored = monitor.prob_sum / (1 - 0.9 ** monitor.epochs_averaged)
+    stored = monitor.prob_ema / (1 - 0.9 ** monitor.epochs_averaged)
     torch.testing.assert_close(stored[torch.arange(4), data.train_noisy], average)
     # this epoch alone ranks sample 3 (p 0.5, clean) above sample 0 (p 0.6, noisy); the average does not
     assert second["noise_candidates/auroc_loss"] == 0.75

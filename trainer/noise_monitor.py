@@ -96,22 +96,22 @@ class NoiseMonitor:
         device = data.train_noisy.device
         self.logits = torch.zeros(data.num_train, data.num_classes, device=device)
         # exponential moving average of each epoch's probabilities (bias-corrected when read)
-        self.prob_sum = torch.zeros(data.num_train, data.num_classes, device=device)
+        self.prob_ema = torch.zeros(data.num_train, data.num_classes, device=device)
         self.epochs_averaged = 0
 
     def state_dict(self):  # a stop mid-epoch keeps the logits recorded so far
-        return {"logits": self.logits, "prob_sum": self.prob_sum, "epochs_averaged": self.epochs_averaged}
+        return {"logits": self.logits, "prob_ema": self.prob_ema, "epochs_averaged": self.epochs_averaged}
 
     def load_state_dict(self, state):
         self.logits.copy_(state["logits"])
-        if "prob_sum" in state:   # checkpoints written before the average existed restart it
-            self.prob_sum.copy_(state["prob_sum"])
+        if "prob_ema" in state:   # checkpoints written before the average existed restart it
+            self.prob_ema.copy_(state["prob_ema"])
             self.epochs_averaged = int(state["epochs_averaged"])
 
     def _average(self, probs):
-        self.prob_sum.mul_(AVERAGE_MOMENTUM).add_(probs, alpha=1 - AVERAGE_MOMENTUM)
+        self.prob_ema.mul_(AVERAGE_MOMENTUM).add_(probs, alpha=1 - AVERAGE_MOMENTUM)
         self.epochs_averaged += 1
-        return self.prob_sum / (1 - AVERAGE_MOMENTUM ** self.epochs_averaged)
+        return self.prob_ema / (1 - AVERAGE_MOMENTUM ** self.epochs_averaged)
 
     def on_batch(self, batch, logits):
         self.logits.index_copy_(0, batch.index, logits)
@@ -157,7 +157,7 @@ class NoiseMonitor:
 
     def summary_parts(self, result):
         """Pieces for the trainer's epoch line."""
-        if "noise/auroc" in result:
+        if "noise/auroc" in result and not math.isnan(result["noise/auroc"]):   # nan: no label is wrong
             return [f"noise auroc {result['noise/auroc']:.3f} f1 {result['noise/f1']:.3f}"]
         return [f"est. noise {result['noise/estimated_rate']:.3f}"] if "noise/estimated_rate" in result else []
 
