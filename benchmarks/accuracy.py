@@ -48,8 +48,15 @@ def csv_choices(choices):
         bad = [name for name in names if name not in choices]
         if bad or not names:
             raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(choices)}; got {text!r}")
-        return names
+        return list(dict.fromkeys(names))   # a repeated name would train the same run twice at once
     return parse
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
 
 
 def build_parser():
@@ -70,7 +77,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=123, help="seeds training, the subset and the synthetic noise")
     p.add_argument("--threads", type=int, default=0,
                    help="OMP_NUM_THREADS of each run (0: torch's default); 1 degrades less on a busy shared CPU")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=positive_int, default=1,
                    help="runs trained at once (each with --threads threads; 2 jobs x 1 thread suits 2 cores)")
     p.add_argument("--config", default=os.path.join(REPO, "config_cifar10.json"))
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -140,7 +147,8 @@ def read_run(run_dir):
     labels = np.load(os.path.join(run_dir, "labels.npz"))
     index = labels["train_index"]
     noise = float(np.mean(labels["noisy_labels"][index] != labels["clean_labels"][index]))
-    candidates = {k.split("auroc_", 1)[1]: v for k, v in rows[-1].items() if k.startswith("noise_candidates/auroc_")}
+    candidates = {k.split("auroc_", 1)[1]: v if v is not None and math.isfinite(v) else None   # NaN is not JSON
+                  for k, v in rows[-1].items() if k.startswith("noise_candidates/auroc_")}
     return {"final": results["last_test_accuracy"], "best": results["best_test_accuracy"],
             "best_epoch": results["best_test_epoch"], "auroc": aurocs[-1] if aurocs else None,
             "train_fit": rows[-1]["accuracy/train"], "noise": noise, "epochs": rows[-1]["epoch"],
@@ -219,7 +227,11 @@ def main(argv=None):
     pairs = [(setting, method) for setting in args.settings for method in args.methods]
 
     def one(pair):
-        row = dict(setting=pair[0], method=pair[1], **run_one(args, *pair))
+        try:
+            result = run_one(args, *pair)
+        except Exception as err:   # one broken run must not lose the other rows of the table
+            result = {"error": f"{type(err).__name__}: {err}", "wall_s": 0.0}
+        row = dict(setting=pair[0], method=pair[1], **result)
         status = row.get("error") or f"final {pct(row['final'])} best {pct(row['best'])} auroc {row['auroc']}"
         print(f"[{pair[0]} / {pair[1]}] {status} | {row['wall_s']:.0f} s", flush=True)
         return row

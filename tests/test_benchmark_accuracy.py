@@ -94,6 +94,27 @@ def test_same_run_ignores_keys_one_config_lacks_but_not_changed_values():
     assert not accuracy.same_run(stored, {"seed": 1, "trainer": {"epochs": 3}, "train_loss": {"args": {"lr_u": 10.0}}})
 
 
+def test_repeated_names_are_trained_once_and_jobs_must_be_positive(capsys):
+    args = accuracy.build_parser().parse_args(["--settings", "sym50,clean,sym50", "--methods", "ce,ce"])
+    assert args.settings == ["sym50", "clean"] and args.methods == ["ce"]
+    with pytest.raises(SystemExit) as stop:
+        accuracy.build_parser().parse_args(["--jobs", "0"])
+    assert stop.value.code == 2 and "expected an integer >= 1; got '0'" in capsys.readouterr().err
+
+
+def test_a_run_that_raises_becomes_an_error_row_and_the_table_is_still_written(tmp_path, monkeypatch):
+    def fake_run(args, setting, method):
+        if method == "sop":
+            raise FileNotFoundError("benchmark_wall_s.txt")
+        return dict(final=0.5, best=0.5, best_epoch=1, auroc=None, train_fit=0.5, noise=0.0, wall_s=1.0)
+    monkeypatch.setattr(accuracy, "run_one", fake_run)
+    out = tmp_path / "table.md"
+    assert accuracy.main(["--settings", "clean", "--methods", "ce,sop", "--jobs", "2", "--out", str(out)]) == 1
+    rows = json.load(open(tmp_path / "table.json"))
+    assert [r["method"] for r in rows] == ["ce", "sop"] and rows[1]["error"] == "FileNotFoundError: benchmark_wall_s.txt"
+    assert "| clean | — | SOP | FileNotFoundError: benchmark_wall_s.txt |" in out.read_text()
+
+
 def test_unknown_setting_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as stop:
         accuracy.main(["--settings", "sym50,sym80"])
