@@ -36,26 +36,21 @@ def epoch_generator(seed, epoch):
 def epoch_batches(num_samples, batch_size, generator=None, rank=0, world_size=1):
     """Index batches of one epoch; this rank's share of each global batch.
 
-    Shuffled when a generator is given. A trailing batch of one sample is
-    dropped (BatchNorm cannot train on it)."""
+    Shuffled when a generator is given; then a trailing batch too small to give
+    every rank two samples is dropped (BatchNorm cannot train on one)."""
     return [shard(chunk, rank, world_size) for chunk in global_batches(num_samples, batch_size, generator, world_size)]
 
 
 def global_batches(num_samples, batch_size, generator=None, world_size=1):
     """The epoch's global batches (every rank computes the same list)."""
     order = torch.randperm(num_samples, generator=generator) if generator is not None else torch.arange(num_samples)
-    batches = []
-    for start in range(0, num_samples, batch_size):
-        chunk = order[start:start + batch_size]
-        if generator is not None and len(chunk) < max(2, world_size * 2):
-            break
-        batches.append(chunk)
-    return batches
+    count = batch_count(num_samples, batch_size, generator is not None, world_size)
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
 
 
 def batch_count(num_samples, batch_size, train, world_size=1):
-    """len(global_batches(...)) without drawing a permutation: training drops a
-    trailing batch too small to give every rank two samples."""
+    """How many batches an epoch has: training drops a trailing batch too small
+    to give every rank two samples."""
     full, tail = divmod(num_samples, batch_size)
     if tail and (not train or tail >= max(2, world_size * 2)):
         full += 1

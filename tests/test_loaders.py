@@ -103,9 +103,14 @@ def test_pil_loader_with_workers_matches_in_process():
         assert a.x_strong.shape == b.x_strong.shape == (8, 3, 32, 32)
 
 
-def test_batch_count_matches_the_batches_an_epoch_yields():
-    from data_loader.loaders import batch_count, global_batches
-    for n, size, world in [(300, 64, 1), (300, 64, 2), (257, 64, 1), (259, 64, 2), (129, 128, 1), (128, 128, 1)]:
-        for train in (True, False):
-            generator = torch.Generator().manual_seed(0) if train else None
-            assert batch_count(n, size, train, world) == len(global_batches(n, size, generator, world)), (n, size)
+def test_training_drops_a_trailing_batch_too_small_for_two_samples_per_rank():
+    from data_loader.loaders import global_batches
+    # (samples, batch, ranks) -> batches when training; evaluation keeps every tail
+    cases = {(300, 64, 1): 5, (257, 64, 1): 4, (258, 64, 1): 5, (259, 64, 2): 4, (260, 64, 2): 5, (128, 128, 1): 1}
+    for (n, size, world), expected in cases.items():
+        batches = global_batches(n, size, torch.Generator().manual_seed(0), world)
+        assert len(batches) == expected, (n, size, world)
+        assert [len(b) for b in batches[:-1]] == [size] * (expected - 1)
+        assert len(torch.cat(batches).unique()) == len(torch.cat(batches))       # no index twice
+        evaluation = global_batches(n, size, None, world)
+        assert len(evaluation) == -(-n // size) and torch.equal(torch.cat(evaluation), torch.arange(n))

@@ -108,7 +108,7 @@ class NoiseMonitor:
             self.prob_ema.copy_(state["prob_ema"])
             self.epochs_averaged = int(state["epochs_averaged"])
 
-    def _average(self, probs):
+    def _update_average(self, probs):
         self.prob_ema.mul_(AVERAGE_MOMENTUM).add_(probs, alpha=1 - AVERAGE_MOMENTUM)
         self.epochs_averaged += 1
         return self.prob_ema / (1 - AVERAGE_MOMENTUM ** self.epochs_averaged)
@@ -121,7 +121,7 @@ class NoiseMonitor:
         u, v = (sop.u, sop.v) if sop is not None else (None, None)
         probs = self.logits.softmax(dim=1)
         given, clean = self.data.train_noisy, self.data.train_clean
-        name, scores, flags, suggested, candidates = analyse(probs, given, u, v, avg_probs=self._average(probs))
+        name, scores, flags, suggested, candidates = analyse(probs, given, u, v, avg_probs=self._update_average(probs))
         result = {"noise/estimated_rate": float(scores.mean()), "noise/flagged_fraction": float(flags.float().mean())}
         if clean is not None:
             result.update({f"noise/{k}": value for k, value in
