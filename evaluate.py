@@ -13,13 +13,15 @@ import json
 import os
 import sys
 
+import torch
+
 from data_loader.build import build_data
 from model.metrics import accuracy
 from model.networks import build_arch
 from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
 from trainer.noise_monitor import CSV_NAME, export_label_issues, predict_probs, training_set_loader
 from utils.errors import CheckpointError, ConfigError, UserError
-from utils.runtime import resolve_device
+from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,10 +54,15 @@ def evaluate(checkpoint_path, data_dir=None, out=None):
     except (RuntimeError, KeyError) as err:
         raise CheckpointError(f"{checkpoint_path} does not fit {config['arch']['type']}: "
                               f"{str(err).splitlines()[0]}") from None
-    batch_size = config["data_loader"]["eval_batch_size"]
-    test_probs, test_labels = predict_probs(model, model, data.test_loader)
+    # the same precision and memory layout as the run's own evaluations
+    amp = resolve_amp(config["trainer"]["amp"], device)
+    channels_last = resolve_channels_last(config["trainer"]["channels_last"], device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    run_as_trained = dict(autocast=lambda: autocast(device, amp), prepare=lambda x: to_layout(x, channels_last))
+    test_probs, test_labels = predict_probs(model, model, data.test_loader, **run_as_trained)
     train_probs, _ = predict_probs(model, model, training_set_loader(data, config["data_loader"]["dataset"],
-                                                                  batch_size, device))
+                                                                  data.eval_batch_size, device), **run_as_trained)
     sop = state.get("sop")
     uv = (sop["u"], sop["v"]) if sop is not None else ()
     path = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), CSV_NAME)

@@ -100,8 +100,7 @@ def build_and_train(config, run_dir, resume_path, dist):
     trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
                       sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
                       channels_last=channels_last, compiled_model=forward, train_forward=train_forward, dist=dist,
-                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"], run_dir,
-                                              eval_batch_size=config["data_loader"]["eval_batch_size"])])
+                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"], run_dir)])
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         try:
             trainer.load_state_dict(state)

@@ -159,6 +159,25 @@ def bench_precision(args, device):
     return bench_steps(trainers, batches, device, args)
 
 
+def bench_eval_batch(args, device):
+    """Images/s of a width-16 test pass at eval batch 64 and 512 (what eval_batch_size "auto"
+    picks on CPU and on CUDA)."""
+    images = torch.randn(args.eval_images, 3, 32, 32, device=device)
+    model = build_arch("PreActResNet18", 10, {"width": 16}).to(device).eval()
+    times = {bs: [] for bs in (64, 512)}
+    with torch.inference_mode():
+        model(images[:64])
+        for _ in range(args.repeats):
+            for bs in times:
+                sync(device)
+                start = time.perf_counter()
+                for i in range(0, len(images), bs):
+                    model(images[i:i + bs])
+                sync(device)
+                times[bs].append(len(images) / (time.perf_counter() - start))
+    return {bs: statistics.median(t) for bs, t in times.items()}
+
+
 # ---- report --------------------------------------------------------------------
 def machine(device):
     cpu = platform.processor() or platform.machine()
@@ -176,7 +195,7 @@ def load():
     return " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
-def report(args, device, pipes, overhead, by_n, precision, load_before):
+def report(args, device, pipes, overhead, by_n, precision, eval_batch, load_before):
     bs = args.batch_size
     lines = [f"Machine: {machine(device)}. Training device: {device}.",
              f"Load average (1/5/15 min) before / after: {load_before} / {load()}; medians of {args.repeats} "
@@ -200,6 +219,8 @@ def report(args, device, pipes, overhead, by_n, precision, load_before):
         lines.append(f"| 4. full SOP step, PreActResNet18 | {name} | {bs / sec:,.0f} img/s ({sec * 1e3:.1f} ms) |")
     if precision is None:
         lines.append("| 4. precision modes | not run | CUDA only by default (--precision runs it on CPU) |")
+    for eval_bs, ips in (eval_batch or {}).items():
+        lines.append(f"| 5. test pass, PreActResNet18 width 16 | eval batch {eval_bs} | {ips:,.0f} img/s |")
     return "\n".join(lines)
 
 
@@ -215,12 +236,14 @@ def parse(argv=None):
     p.add_argument("--precision", action="store_true", help="run section 4 on CPU too")
     p.add_argument("--compile", action="store_true", help="add a torch.compile row to section 4")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    p.add_argument("--skip", default="", help="comma-separated sections to skip: pipeline,overhead,n,precision")
+    p.add_argument("--eval-images", type=int, default=2048, help="images per timed test pass (section 5)")
+    p.add_argument("--skip", default="",
+                   help="comma-separated sections to skip: pipeline,overhead,n,precision,eval")
     p.add_argument("--out", help="also write the markdown to this file")
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.batch_size, args.pipeline_batches = 1, 16, 4
-        args.steps, args.warmup, args.large_n = 1, 1, 200_000
+        args.steps, args.warmup, args.large_n, args.eval_images = 1, 1, 200_000, 128
     return args
 
 
@@ -237,7 +260,8 @@ def main(argv=None):
     by_n = bench_num_train(args, device) if "n" not in skip else {}
     run_precision = "precision" not in skip and (device.type == "cuda" or args.precision)
     precision = bench_precision(args, device) if run_precision else None
-    table = report(args, device, pipes, overhead, by_n, precision, load_before)
+    eval_batch = bench_eval_batch(args, device) if "eval" not in skip else {}
+    table = report(args, device, pipes, overhead, by_n, precision, eval_batch, load_before)
     print(table)
     if args.out:
         with open(args.out, "w") as f:

@@ -17,6 +17,7 @@ from data_loader.cifar_n import load_cifar_n
 from data_loader.loaders import DeviceLoader, PILLoader
 from data_loader.noise import make_noisy_labels, realised_noise_rate, transition_matrix
 from data_loader.split import stratified_split, stratified_subset
+from utils.runtime import resolve_eval_batch_size
 
 
 @dataclass
@@ -33,6 +34,7 @@ class RunData:
     noise_rate: float
     transition: np.ndarray
     label_record: dict               # what labels.npz holds
+    eval_batch_size: int             # resolved from the config ("auto" depends on the device)
 
     def save_labels(self, run_dir):
         np.savez(os.path.join(run_dir, "labels.npz"), **self.label_record)
@@ -72,7 +74,7 @@ def split_indices(config, clean, noisy):
 
 
 def build_data(config, device, rank=0, world_size=1):
-    loader_cfg = config["data_loader"]
+    loader_cfg, device = config["data_loader"], torch.device(device)
     cifar = load_cifar(loader_cfg["dataset"], loader_cfg["data_dir"], loader_cfg["download"])
     noisy, clean = noisy_labels_for(config, cifar)
     train_index, val_index = split_indices(config, clean, noisy)
@@ -88,7 +90,7 @@ def build_data(config, device, rank=0, world_size=1):
     train_loader = cls(cifar.train_images[train_index], noisy[train_index], batch_size=loader_cfg["batch_size"],
                        train=True, strong_view=strong, seed=config["seed"], rank=rank, world_size=world_size,
                        **common)
-    eval_bs = loader_cfg["eval_batch_size"]
+    eval_bs = resolve_eval_batch_size(loader_cfg["eval_batch_size"], device)
     val_loader = None
     if val_index is not None:
         val_loader = cls(cifar.train_images[val_index], noisy[val_index], batch_size=eval_bs, train=False, **common)
@@ -99,4 +101,5 @@ def build_data(config, device, rank=0, world_size=1):
         train_noisy=torch.as_tensor(noisy[train_index], device=device),
         train_clean=torch.as_tensor(clean[train_index], device=device),
         images_u8=cifar.train_images[train_index],
-        noise_rate=realised_noise_rate(clean, noisy), transition=transition, label_record=record)
+        noise_rate=realised_noise_rate(clean, noisy), transition=transition, label_record=record,
+        eval_batch_size=eval_bs)

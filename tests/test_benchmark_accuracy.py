@@ -59,6 +59,18 @@ def test_each_method_sets_its_loss(tmp_path):
     assert losses == {"ce": ("cross_entropy", 0.9, 0.1), "sop": ("sop", 0.0, 0.0), "sop+": ("sop", 0.9, 0.1)}
 
 
+def test_sop_learning_rates_are_per_setting_unless_given(tmp_path):
+    from parse_config import parse_args
+
+    def lrs(cli, setting):
+        args = accuracy.build_parser().parse_args(["--work-dir", str(tmp_path)] + cli)
+        loss = parse_args(accuracy.train_argv(args, setting, "sop"))[0]["train_loss"]["args"]
+        return loss["lr_u"], loss["lr_v"]
+    assert lrs([], "asym40") == (1.0, 10.0) and lrs([], "sym50") == (10.0, 10.0)
+    assert lrs(["--lr-v", "30"], "asym40") == (1.0, 30.0)
+    assert lrs(["--lr-u", "3", "--lr-v", "30"], "sym50") == lrs(["--lr-u", "3", "--lr-v", "30"], "asym40") == (3, 30)
+
+
 def test_a_failed_run_is_a_table_row_and_a_nonzero_exit(cifar10_dir, tmp_path):
     # a CIFAR-N label file of 5 labels does not fit the fake training set of 300 images
     labels = tmp_path / "short_human.pt"

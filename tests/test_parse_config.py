@@ -58,6 +58,9 @@ def test_override_values_parse_as_json_and_args_blocks_accept_new_keys():
     assert config["trainer"]["tensorboard"] is False
     assert config["optimizer"]["args"]["nesterov"] is True
     assert config["trainer"]["amp"] == "off"
+    assert config["data_loader"]["eval_batch_size"] == "auto"
+    config, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "data_loader.eval_batch_size=256"])
+    assert config["data_loader"]["eval_batch_size"] == 256
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -69,6 +72,8 @@ def test_override_values_parse_as_json_and_args_blocks_accept_new_keys():
     (["-c", "config_cifar10.json", "-o", "arch.type=VGG"], "arch.type"),
     (["-c", "config_cifar10.json", "-o", "noise.type=bogus"], "noise.type"),
     (["-c", "config_cifar10.json", "-o", "optimizer.type=Foo"], "optimizer.type"),
+    (["-c", "config_cifar10.json", "-o", "data_loader.eval_batch_size=\"big\""], "eval_batch_size' must be \"auto\""),
+    (["-c", "config_cifar10.json", "-o", "data_loader.eval_batch_size=0"], "eval_batch_size' must be >= 1"),
     ([], "-c"),
 ])
 def test_bad_input_raises_config_error_naming_the_problem(argv, fragment):

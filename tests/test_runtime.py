@@ -14,6 +14,13 @@ def test_auto_is_fp32_on_cpu_and_explicit_modes_resolve():
     assert runtime.resolve_amp("auto", CPU) is None and runtime.resolve_amp("off", CPU) is None
     assert runtime.resolve_amp("bf16", CPU) is torch.bfloat16  # CPU autocast supports bf16
     assert runtime.resolve_channels_last("auto", CPU) is False and runtime.resolve_channels_last(True, CPU) is True
+    assert runtime.resolve_channels_last("auto", torch.device("cuda")) is True
+
+
+def test_auto_eval_batch_is_small_on_cpu_and_large_on_cuda():
+    assert runtime.resolve_eval_batch_size("auto", CPU) == 64
+    assert runtime.resolve_eval_batch_size("auto", torch.device("cuda")) == 512
+    assert runtime.resolve_eval_batch_size(100, CPU) == 100
 
 
 def test_unsupported_autocast_is_a_config_error(monkeypatch):

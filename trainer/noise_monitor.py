@@ -90,9 +90,9 @@ def _read_rows(path):
 
 
 class NoiseMonitor:
-    def __init__(self, data, dataset, run_dir, visual_every=5, eval_batch_size=512, num_suspects=32):
+    def __init__(self, data, dataset, run_dir, visual_every=5, num_suspects=32):
         self.data, self.dataset, self.run_dir = data, dataset, run_dir
-        self.visual_every, self.eval_batch_size, self.num_suspects = visual_every, eval_batch_size, num_suspects
+        self.visual_every, self.num_suspects = visual_every, num_suspects
         device = data.train_noisy.device
         self.logits = torch.zeros(data.num_train, data.num_classes, device=device)
         # exponential moving average of each epoch's probabilities (bias-corrected when read)
@@ -163,7 +163,7 @@ class NoiseMonitor:
 
     def on_fit_end(self, trainer):
         start = time.perf_counter()
-        loader = training_set_loader(self.data, self.dataset, self.eval_batch_size, trainer.device)
+        loader = training_set_loader(self.data, self.dataset, self.data.eval_batch_size, trainer.device)
         probs, _ = predict_probs(trainer.forward, trainer.model, loader, trainer._autocast, trainer._prepare)
         seconds = time.perf_counter() - start
         tested = [row["accuracy/test"] for row in _read_rows(trainer.metrics.path) if "accuracy/test" in row]

@@ -1,5 +1,4 @@
 """The training loop: epochs, evaluation, checkpoints, logging, resume."""
-import contextlib
 import itertools
 import json
 import math
@@ -14,6 +13,7 @@ from trainer.checkpoint import BEST, LATEST, save_atomic
 from utils.dist import (DistInfo, all_gather_rows, broadcast_buffers, differentiable_sum, max_across_ranks,
                         sum_across_ranks)
 from utils.errors import CheckpointError
+from utils.runtime import autocast, to_layout
 from utils.seed import rng_state, set_rng_state
 
 
@@ -72,12 +72,10 @@ class Trainer:
 
     # ---- one step / one epoch -------------------------------------------------
     def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def _prepare(self, x):
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return to_layout(x, self.channels_last)
 
     def train_step(self, batch):
         size = len(batch.index)
