@@ -1,4 +1,5 @@
-"""Speed benchmark: data pipelines, full training steps, SOP overhead, u/v cost vs N, precision modes.
+"""Speed benchmark: data pipelines, full training steps, SOP overhead, u/v cost vs N, precision modes,
+test-pass speed by eval batch size.
 
     python benchmarks/speed.py                 # full run, prints a markdown table
     python benchmarks/speed.py --quick         # seconds-long smoke run (small sizes, 1 repeat)

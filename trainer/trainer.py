@@ -1,7 +1,6 @@
 """The training loop: epochs, evaluation, checkpoints, logging, resume."""
 import itertools
 import json
-import math
 import os
 import time
 
@@ -9,6 +8,7 @@ import torch
 from tqdm import tqdm
 
 from model.loss import cross_entropy_loss, sop_loss
+from trainer.best import BestEpochs
 from trainer.checkpoint import BEST, LATEST, save_atomic
 from utils.dist import (DistInfo, all_gather_rows, broadcast_buffers, differentiable_sum, max_across_ranks,
                         sum_across_ranks)
@@ -50,10 +50,8 @@ class Trainer:
         self.ratio_consistency = float(loss_args.get("ratio_consistency", 0.0))
         self.ratio_balance = float(loss_args.get("ratio_balance", 0.0))
         self.epochs = config["trainer"]["epochs"]
-        self.monitor = self._monitor_key(config["trainer"]["monitor"], data.val_loader is not None)
+        self.best = BestEpochs(config["trainer"]["monitor"], data.val_loader is not None)
         self.start_epoch = 0
-        self.best = {"test_accuracy": -1.0, "test_epoch": 0, "monitor": -math.inf, "monitor_epoch": 0,
-                     "test_at_monitor": None}
         self.sync_every = 1 if device.type == "cpu" else 25
         self.stop_signal = None          # set by a signal handler; checked after every step
         self.resume_progress = None      # a mid-epoch checkpoint's "progress", used by the next train_epoch
@@ -61,14 +59,6 @@ class Trainer:
     def request_stop(self, signum):
         """Stop after the current step, saving a checkpoint (safe to call from a signal handler)."""
         self.stop_signal = signum
-
-    @staticmethod
-    def _monitor_key(setting, has_val):
-        if setting == "off":
-            return None
-        if setting == "auto":
-            return "val_accuracy" if has_val else "test_accuracy"
-        return setting.split()[1]
 
     # ---- one step / one epoch -------------------------------------------------
     def _autocast(self):
@@ -247,7 +237,7 @@ class Trainer:
             "lr_scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "sop": self.sop.state_dict() if self.sop is not None else None,
-            "best": dict(self.best),
+            "best": self.best.state_dict(),
             "rng": rng_state(),
             "config": self.config,
             "progress": progress,
@@ -264,7 +254,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         if self.sop is not None:
             self.sop.load_state_dict(state["sop"])
-        self.best = dict(state["best"])
+        self.best.load_state_dict(state["best"])
         set_rng_state(state["rng"])
         for callback, saved in zip(self.callbacks, state.get("callbacks") or ()):
             if saved is not None and hasattr(callback, "load_state_dict"):
@@ -286,17 +276,6 @@ class Trainer:
             if self.data.val_loader is not None:
                 result["loss/val"], result["accuracy/val"] = self.evaluate(self.data.val_loader)
         return result
-
-    def _update_best(self, epoch, result):
-        improved = False
-        test = result.get("accuracy/test")
-        if test is not None and test > self.best["test_accuracy"]:
-            self.best.update(test_accuracy=test, test_epoch=epoch)
-        value = result.get("accuracy/val" if self.monitor == "val_accuracy" else "accuracy/test")
-        if self.monitor is not None and value is not None and value > self.best["monitor"]:
-            self.best.update(monitor=value, monitor_epoch=epoch, test_at_monitor=test)
-            improved = True
-        return improved
 
     def _epoch_line(self, epoch, result):
         parts = [f"epoch {epoch:>3}/{self.epochs}", f"loss {result['loss/train']:.4f}",
@@ -320,7 +299,7 @@ class Trainer:
             result.update(self._evaluate_all(epoch))
             for callback in self.callbacks:
                 result.update(callback.on_epoch_end(epoch, self))
-            improved = self._update_best(epoch, result)
+            improved = self.best.update(epoch, result)
             if self.dist.is_main:
                 self.metrics.write(epoch, result)
                 self.log.info(self._epoch_line(epoch, result))
@@ -344,19 +323,8 @@ class Trainer:
             with open(path) as f:
                 rows = [json.loads(line) for line in f if line.strip()]
             last = next((r["accuracy/test"] for r in reversed(rows) if "accuracy/test" in r), None)
-        summary = {
-            "last_test_accuracy": last,
-            "best_test_accuracy": self.best["test_accuracy"],
-            "best_test_epoch": self.best["test_epoch"],
-            "monitor": self.monitor,
-            "best_monitor_epoch": self.best["monitor_epoch"],
-        }
-        if self.monitor == "val_accuracy":
-            summary["test_accuracy_at_best_val"] = self.best["test_at_monitor"]
+        summary = self.best.summary(last)
         with open(os.path.join(self.run_dir, "results.json"), "w") as f:
             json.dump(summary, f, indent=2)
-        self.log.info(f"last test accuracy {last:.4f} | best test accuracy {self.best['test_accuracy']:.4f} "
-                      f"at epoch {self.best['test_epoch']} (paper protocol)"
-                      + (f" | test accuracy at best val epoch {self.best['monitor_epoch']}: "
-                         f"{self.best['test_at_monitor']:.4f}" if self.monitor == "val_accuracy" else ""))
+        self.log.info(self.best.summary_line(last))
         return summary
