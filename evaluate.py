@@ -1,6 +1,6 @@
 """Test accuracy of a checkpoint and its ranked list of suspect training labels.
 
-    python evaluate.py -r saved/<name>/<run>/model_best.pth [--data_dir DIR] [--out FILE.csv]
+    python evaluate.py -r saved/<name>/<run>/model_best.pth [--data_dir DIR] [--out FILE.csv] [--amp MODE]
 
 Rebuilds the run's data from the config stored in the checkpoint (same noisy
 labels, subset and split), runs the network once over the un-augmented
@@ -34,10 +34,12 @@ def parse(argv):
     parser.add_argument("-r", "--resume", required=True, help="checkpoint file or run directory")
     parser.add_argument("--data_dir", help="where the dataset is, if not where the run found it")
     parser.add_argument("--out", help=f"CSV path (default: {CSV_NAME} next to the checkpoint)")
+    parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"),
+                        help="autocast mode (default: the run's trainer.amp, resolved for this device)")
     return parser.parse_args(argv)
 
 
-def evaluate(checkpoint_path, data_dir=None, out=None):
+def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     """Write the label-issue CSV + JSON for a checkpoint; returns the summary dict."""
     device = resolve_device()
     state = load_checkpoint(checkpoint_path, map_location=device)
@@ -54,8 +56,9 @@ def evaluate(checkpoint_path, data_dir=None, out=None):
     except (RuntimeError, KeyError) as err:
         raise CheckpointError(f"{checkpoint_path} does not fit {config['arch']['type']}: "
                               f"{str(err).splitlines()[0]}") from None
-    # the same precision and memory layout as the run's own evaluations
-    amp = resolve_amp(config["trainer"]["amp"], device)
+    # the run's precision and layout settings, resolved for this device: on the machine that trained
+    # it, the same predictions as the run's own end-of-run pass
+    amp = resolve_amp(amp_setting or config["trainer"]["amp"], device)
     channels_last = resolve_channels_last(config["trainer"]["channels_last"], device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -74,7 +77,7 @@ def evaluate(checkpoint_path, data_dir=None, out=None):
 def main(argv=None):
     try:
         args = parse(argv)
-        summary = evaluate(find_resume_checkpoint(args.resume), args.data_dir, args.out)
+        summary = evaluate(find_resume_checkpoint(args.resume), args.data_dir, args.out, args.amp)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -129,9 +129,20 @@ def flat(config, prefix=""):
             yield f"{prefix}{key}", value
 
 
+def result_keys(config):
+    """Flattened config without the keys that cannot change a run's numbers: the evaluation batch
+    size, and SOP's loss arguments when the loss is cross-entropy."""
+    keys = dict(flat(config))
+    keys.pop("data_loader.eval_batch_size", None)
+    if keys.get("train_loss.type") == "cross_entropy":
+        keys = {k: v for k, v in keys.items() if not k.startswith("train_loss.args.")}
+    return keys
+
+
 def same_run(stored, wanted):
-    """Configs agree on every key both have (keys added to the schema since the run are not compared)."""
-    stored, wanted = dict(flat(stored)), dict(flat(wanted))
+    """Configs agree on every key both have that can change the results (keys added to the schema
+    since the run are not compared)."""
+    stored, wanted = result_keys(stored), result_keys(wanted)
     return all(stored[key] == wanted[key] for key in stored.keys() & wanted.keys())
 
 

@@ -30,7 +30,7 @@ from model.networks import build_arch  # noqa: E402
 from model.sop_params import SampleNoiseParams  # noqa: E402
 from trainer.trainer import Trainer  # noqa: E402
 from utils.config_schema import DEFAULTS  # noqa: E402
-from utils.runtime import resolve_device  # noqa: E402
+from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout  # noqa: E402
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -162,12 +162,16 @@ def bench_precision(args, device):
 
 def bench_eval_batch(args, device):
     """Images/s of a width-16 test pass at eval batch 64 and 512 (what eval_batch_size "auto"
-    picks on CPU and on CUDA)."""
-    images = torch.randn(args.eval_images, 3, 32, 32, device=device)
+    picks on CPU and on CUDA), in the precision and layout that "auto" picks on this device."""
+    amp, channels_last = resolve_amp("auto", device), resolve_channels_last("auto", device)
+    images = to_layout(torch.randn(args.eval_images, 3, 32, 32, device=device), channels_last)
     model = build_arch("PreActResNet18", 10, {"width": 16}).to(device).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     times = {bs: [] for bs in (64, 512)}
-    with torch.inference_mode():
-        model(images[:64])
+    with torch.inference_mode(), autocast(device, amp):
+        for bs in times:   # warm-up: one-off kernel selection per shape
+            model(images[:bs])
         for _ in range(args.repeats):
             for bs in times:
                 sync(device)

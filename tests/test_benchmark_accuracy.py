@@ -106,6 +106,16 @@ def test_same_run_ignores_keys_one_config_lacks_but_not_changed_values():
     assert not accuracy.same_run(stored, {"seed": 1, "trainer": {"epochs": 3}, "train_loss": {"args": {"lr_u": 10.0}}})
 
 
+def test_same_run_ignores_what_cannot_change_the_numbers():
+    ce = {"seed": 1, "data_loader": {"eval_batch_size": 512},
+          "train_loss": {"type": "cross_entropy", "args": {"lr_u": 10.0}}}
+    assert accuracy.same_run(ce, {"seed": 1, "data_loader": {"eval_batch_size": "auto"},
+                                  "train_loss": {"type": "cross_entropy", "args": {"lr_u": 1.0}}})
+    sop = {"seed": 1, "train_loss": {"type": "sop", "args": {"lr_u": 10.0}}}
+    assert not accuracy.same_run(sop, {"seed": 1, "train_loss": {"type": "sop", "args": {"lr_u": 1.0}}})
+    assert not accuracy.same_run(ce, {"seed": 1, "train_loss": {"type": "sop", "args": {"lr_u": 10.0}}})
+
+
 def test_repeated_names_are_trained_once_and_jobs_must_be_positive(capsys):
     args = accuracy.build_parser().parse_args(["--settings", "sym50,clean,sym50", "--methods", "ce,ce"])
     assert args.settings == ["sym50", "clean"] and args.methods == ["ce"]

@@ -40,3 +40,13 @@ def test_transition_matrix_and_rate_describe_the_realised_noise(cifar10_dir):
     np.testing.assert_allclose(t.sum(axis=1), 1.0)
     assert t[9, 1] == np.mean(noisy[clean == 9] == 1) > 0.4      # truck -> automobile
     assert t[0, 0] == 1.0                                        # airplane is never flipped
+
+
+def test_auto_eval_batch_resolves_to_64_on_cpu_and_a_number_is_kept(cifar10_dir):
+    from utils.config_schema import DEFAULTS
+    assert DEFAULTS["data_loader"]["eval_batch_size"] == "auto"
+    auto = build_data(config_for(cifar10_dir, "-o", "data_loader.validation_split=0.2"), "cpu")
+    assert auto.eval_batch_size == auto.test_loader.batch_size == auto.val_loader.batch_size == 64
+    assert [len(b.y) for b in auto.test_loader] == [64, 36]              # the fixture's 100 test images
+    fixed = build_data(config_for(cifar10_dir, "-o", "data_loader.eval_batch_size=30"), "cpu")
+    assert fixed.eval_batch_size == fixed.test_loader.batch_size == 30

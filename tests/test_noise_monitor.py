@@ -105,6 +105,19 @@ def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces
     assert not math.isnan(summary["auroc"])
 
 
+def test_evaluate_predicts_in_the_runs_precision_unless_told(tiny_run_args, tmp_path):
+    assert train.main(tiny_run_args + ["--epochs", "1", "-o", "data_loader.train_subset=20",
+                                       "-o", "trainer.amp=bf16", "-o", "trainer.tensorboard=false"]) == 0
+    (run_dir,) = glob.glob(str(tmp_path / "saved" / "*" / "*"))
+    checkpoint = os.path.join(run_dir, "checkpoint-latest.pth")
+    rows = read_csv(os.path.join(run_dir, "label_issues.csv"))
+    assert evaluate.main(["-r", checkpoint, "--out", str(tmp_path / "bf16.csv")]) == 0
+    assert read_csv(tmp_path / "bf16.csv") == rows                 # bf16 autocast, as in training
+    assert evaluate.main(["-r", checkpoint, "--out", str(tmp_path / "fp32.csv"), "--amp", "off"]) == 0
+    fp32 = {r["index"]: float(r["score"]) for r in read_csv(tmp_path / "fp32.csv")}
+    assert any(abs(fp32[r["index"]] - float(r["score"])) > 1e-4 for r in rows)   # bf16 rounding shows
+
+
 def test_evaluate_rejects_a_missing_checkpoint(tmp_path, capsys):
     assert evaluate.main(["-r", str(tmp_path / "nope.pth")]) == 2
     assert "nope.pth" in capsys.readouterr().err

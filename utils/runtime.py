@@ -52,9 +52,9 @@ def to_layout(x, channels_last):
 
 
 def resolve_channels_last(setting, device):
-    """"auto": on CUDA only. On CPU it would train ~1.3x faster (width 16), but with torch 2.14.1
-    the backward pass of a width-8 PreActResNet18 in channels_last corrupts the heap ("double free
-    or corruption") for odd batch sizes such as 49."""
+    """"auto": on CUDA only. On CPU, with torch 2.14.1, the backward pass of a width-8
+    PreActResNet18 in channels_last corrupts the heap ("double free or corruption") for odd batch
+    sizes such as 49."""
     return device.type == "cuda" if setting == "auto" else bool(setting)
 
 
