@@ -28,6 +28,7 @@ from trainer.trainer import NonFiniteLoss, Trainer, TrainingInterrupted
 from utils.dist import broadcast_object, init_distributed, shutdown_distributed
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.matrix_image import matrix_image
+from utils.run_dir import claim_new_dir
 from utils.runtime import resolve_amp, resolve_channels_last, resolve_device
 from utils.seed import seed_everything
 
@@ -100,7 +101,7 @@ def build_and_train(config, run_dir, resume_path, dist):
     trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
                       sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
                       channels_last=channels_last, compiled_model=forward, train_forward=train_forward, dist=dist,
-                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"], run_dir)])
+                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"])])
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         try:
             trainer.load_state_dict(state)
@@ -115,8 +116,12 @@ def build_and_train(config, run_dir, resume_path, dist):
         with stop_on_signals(trainer.request_stop):
             return trainer.fit()
 
-    created = not os.path.isdir(run_dir)
-    os.makedirs(run_dir, exist_ok=True)
+    if state is None:   # a fresh run gets a directory of its own, even if another started this second
+        run_dir = trainer.run_dir = claim_new_dir(run_dir)
+        created = True
+    else:
+        created = not os.path.isdir(run_dir)
+        os.makedirs(run_dir, exist_ok=True)
     log = trainer.log = make_text_logger(run_dir)
     metrics, training = None, False
     try:

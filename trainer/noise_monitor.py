@@ -90,8 +90,8 @@ def _read_rows(path):
 
 
 class NoiseMonitor:
-    def __init__(self, data, dataset, run_dir, visual_every=5, num_suspects=32):
-        self.data, self.dataset, self.run_dir = data, dataset, run_dir
+    def __init__(self, data, dataset, visual_every=5, num_suspects=32):
+        self.data, self.dataset = data, dataset
         self.visual_every, self.num_suspects = visual_every, num_suspects
         device = data.train_noisy.device
         self.logits = torch.zeros(data.num_train, data.num_classes, device=device)
@@ -168,7 +168,7 @@ class NoiseMonitor:
         seconds = time.perf_counter() - start
         tested = [row["accuracy/test"] for row in _read_rows(trainer.metrics.path) if "accuracy/test" in row]
         sop = trainer.sop
-        path = os.path.join(self.run_dir, CSV_NAME)
+        path = os.path.join(trainer.run_dir, CSV_NAME)
         summary = export_label_issues(path, self.data, probs, *((sop.u, sop.v) if sop is not None else ()),
                                       extra={"checkpoint": "final model", "epoch": trainer.epochs,
                                              "test_accuracy": tested[-1] if tested else None,
