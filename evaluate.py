@@ -13,8 +13,6 @@ import json
 import os
 import sys
 
-import torch
-
 from data_loader.build import build_data
 from model.metrics import accuracy
 from model.networks import build_arch
@@ -60,8 +58,7 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     # it, the same predictions as the run's own end-of-run pass
     amp = resolve_amp(amp_setting or config["trainer"]["amp"], device)
     channels_last = resolve_channels_last(config["trainer"]["channels_last"], device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = to_layout(model, channels_last)
     run_as_trained = dict(autocast=lambda: autocast(device, amp), prepare=lambda x: to_layout(x, channels_last))
     test_probs, test_labels = predict_probs(model, model, data.test_loader, **run_as_trained)
     train_probs, _ = predict_probs(model, model, training_set_loader(data, config["data_loader"]["dataset"],

@@ -29,7 +29,7 @@ from utils.dist import broadcast_object, init_distributed, shutdown_distributed
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.matrix_image import matrix_image
 from utils.run_dir import claim_new_dir
-from utils.runtime import resolve_amp, resolve_channels_last, resolve_device
+from utils.runtime import resolve_amp, resolve_channels_last, resolve_device, to_layout
 from utils.seed import seed_everything
 
 
@@ -54,15 +54,14 @@ def build_scheduler(config, optimizer):
         raise ConfigError(f"lr_scheduler.args: {err}") from None
 
 
-def build_model(config, num_classes, device, dist):
+def build_model(config, num_classes, device, dist, channels_last):
     """(model, evaluation forward, training forward): the forwards are the model
     compiled when asked, the training one wrapped in DDP when there are several ranks."""
     model = build_arch(config["arch"]["type"], num_classes, config["arch"]["args"]).to(device)
     trainer_cfg = config["trainer"]
     if dist.enabled and trainer_cfg["sync_bn"]:
         model = convert_to_global_batchnorm(model)
-    if resolve_channels_last(trainer_cfg["channels_last"], device):
-        model = model.to(memory_format=torch.channels_last)
+    model = to_layout(model, channels_last)
     forward = torch.compile(model) if trainer_cfg["compile"] else model
     train_forward = forward
     if dist.enabled:
@@ -84,9 +83,9 @@ def build_and_train(config, run_dir, resume_path, dist):
     seed_everything(config["seed"])
     device = resolve_device()
     data = build_data(config, device, rank=dist.rank, world_size=dist.world_size)
-    model, forward, train_forward = build_model(config, data.num_classes, device, dist)
     trainer_cfg = config["trainer"]
     channels_last = resolve_channels_last(trainer_cfg["channels_last"], device)
+    model, forward, train_forward = build_model(config, data.num_classes, device, dist, channels_last)
     sop = None
     if config["train_loss"]["type"] == "sop":
         args = config["train_loss"]["args"]
@@ -116,12 +115,9 @@ def build_and_train(config, run_dir, resume_path, dist):
         with stop_on_signals(trainer.request_stop):
             return trainer.fit()
 
-    if state is None:   # a fresh run gets a directory of its own, even if another started this second
+    created = state is None   # a resumed run writes into its checkpoint's directory, which exists
+    if created:   # a fresh run gets a directory of its own, even if another started this second
         run_dir = trainer.run_dir = claim_new_dir(run_dir)
-        created = True
-    else:
-        created = not os.path.isdir(run_dir)
-        os.makedirs(run_dir, exist_ok=True)
     log = trainer.log = make_text_logger(run_dir)
     metrics, training = None, False
     try:

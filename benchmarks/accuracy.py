@@ -27,15 +27,14 @@ sys.path.insert(0, REPO)
 
 SHARED_CIFAR_N = os.path.join(os.path.dirname(REPO), "shared", "data", "cifar-n", "CIFAR-10_human.pt")
 
-SETTINGS = {  # name -> (label, overrides); the order of the table
-    "sym50": ("50% symmetric", ["noise.type=sym", "noise.rate=0.5"]),
-    "asym40": ("40% asymmetric", ["noise.type=asym", "noise.rate=0.4"]),
-    "worst": ("CIFAR-10N worst", ["noise.type=human", "noise.label_set=worst"]),
-    "clean": ("clean", ["noise.type=clean", "noise.rate=0.0"]),
+# name -> (label, overrides, SOP's (lr_u, lr_v)); the order of the table. The learning rates suit this
+# short schedule (found by the sweeps README describes); --lr-u / --lr-v replace them for every setting
+SETTINGS = {
+    "sym50": ("50% symmetric", ["noise.type=sym", "noise.rate=0.5"], (10.0, 10.0)),
+    "asym40": ("40% asymmetric", ["noise.type=asym", "noise.rate=0.4"], (1.0, 10.0)),
+    "worst": ("CIFAR-10N worst", ["noise.type=human", "noise.label_set=worst"], (10.0, 10.0)),
+    "clean": ("clean", ["noise.type=clean", "noise.rate=0.0"], (10.0, 10.0)),
 }
-# SOP's (lr_u, lr_v) per setting for this short schedule, found by the sweeps README describes;
-# --lr-u / --lr-v replace them for every setting
-SOP_LRS = {"sym50": (10.0, 10.0), "asym40": (1.0, 10.0), "worst": (10.0, 10.0), "clean": (10.0, 10.0)}
 METHODS = {  # name -> (label, overrides)
     "ce": ("cross-entropy", ["train_loss.type=cross_entropy"]),
     "sop": ("SOP", ["train_loss.type=sop", "train_loss.args.ratio_consistency=0.0",
@@ -73,8 +72,8 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--width", type=int, default=16, help="PreActResNet18 width (64 = the paper's network)")
     p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--lr-u", type=float, help="SOP's lr_u for every setting (default: per setting, SOP_LRS)")
-    p.add_argument("--lr-v", type=float, help="SOP's lr_v for every setting (default: per setting, SOP_LRS)")
+    p.add_argument("--lr-u", type=float, help="SOP's lr_u for every setting (default: per setting, SETTINGS)")
+    p.add_argument("--lr-v", type=float, help="SOP's lr_v for every setting (default: per setting, SETTINGS)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--eval-every", type=int, default=5, help="test every k epochs and at the last")
     p.add_argument("--seed", type=int, default=123, help="seeds training, the subset and the synthetic noise")
@@ -97,7 +96,7 @@ def run_name(setting, method):
 
 
 def sop_lrs(args, setting):
-    lr_u, lr_v = SOP_LRS[setting]
+    lr_u, lr_v = SETTINGS[setting][2]
     return (lr_u if args.lr_u is None else args.lr_u), (lr_v if args.lr_v is None else args.lr_v)
 
 

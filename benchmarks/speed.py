@@ -78,9 +78,7 @@ def bench_pipelines(args, device):
 # ---- 2-4. training steps -------------------------------------------------------
 def make_trainer(arch, width, num_classes, num_train, loss, device, amp_dtype=None, channels_last=False,
                  compile_model=False):
-    model = build_arch(arch, num_classes, {"width": width}).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = to_layout(build_arch(arch, num_classes, {"width": width}).to(device), channels_last)
     config = copy.deepcopy(DEFAULTS)
     config["train_loss"]["type"] = loss
     sop = None
@@ -165,9 +163,7 @@ def bench_eval_batch(args, device):
     picks on CPU and on CUDA), in the precision and layout that "auto" picks on this device."""
     amp, channels_last = resolve_amp("auto", device), resolve_channels_last("auto", device)
     images = to_layout(torch.randn(args.eval_images, 3, 32, 32, device=device), channels_last)
-    model = build_arch("PreActResNet18", 10, {"width": 16}).to(device).eval()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = to_layout(build_arch("PreActResNet18", 10, {"width": 16}).to(device).eval(), channels_last)
     times = {bs: [] for bs in (64, 512)}
     with torch.inference_mode(), autocast(device, amp):
         for bs in times:   # warm-up: one-off kernel selection per shape

@@ -37,3 +37,19 @@ def test_unsupported_autocast_is_a_config_error(monkeypatch):
     monkeypatch.setattr(runtime.torch, "autocast", WarningAutocast)
     with pytest.raises(ConfigError, match=r"^trainer.amp=fp16: torch.float16 autocast is not supported on cpu"):
         runtime.resolve_amp("fp16", CPU)
+
+
+def test_to_layout_converts_tensors_and_modules_only_when_asked():
+    x, conv = torch.randn(2, 3, 4, 4), torch.nn.Conv2d(3, 5, 3)
+    assert runtime.to_layout(x, False) is x and runtime.to_layout(conv, False) is conv
+    assert runtime.to_layout(x, True).is_contiguous(memory_format=torch.channels_last)
+    assert not x.is_contiguous(memory_format=torch.channels_last)
+    assert runtime.to_layout(conv, True).weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_autocast_context_sets_the_dtype_or_leaves_fp32():
+    a = torch.randn(4, 4)
+    with runtime.autocast(CPU, torch.bfloat16):
+        assert (a @ a).dtype == torch.bfloat16
+    with runtime.autocast(CPU, None):
+        assert (a @ a).dtype == torch.float32

@@ -48,7 +48,8 @@ def autocast(device, dtype):
 
 
 def to_layout(x, channels_last):
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    """A 4-d tensor or a module in channels_last memory format when asked, else unchanged."""
+    return x.to(memory_format=torch.channels_last) if channels_last else x
 
 
 def resolve_channels_last(setting, device):
