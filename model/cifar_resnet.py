@@ -2,21 +2,16 @@
 ReLU (no max-pool), four stages of ``block`` with widths width*(1, 2, 4, 8),
 global average pool, linear head.
 
-Init: torchvision ResNet style: convs kaiming_normal_(fan_out, relu), BN
-weight 1 / bias 0, Linear keeps the PyTorch default.
+Init: PyTorch's defaults (convs and the head kaiming_uniform_(a=sqrt(5)), BN
+weight 1 / bias 0), as in the official SOP code. The torchvision-style
+kaiming_normal_(fan_out, relu) draws conv weights about 2.4x larger; on
+real CIFAR-10 with 50% symmetric noise (PreActResNet18 width 16, 1,000 images
+per class) it trained markedly slower: test accuracy 48.5% against 55.0%
+after 20 of 40 epochs for SOP (README, "Network initialisation").
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-
-def init_resnet_weights(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 class CifarResNet(nn.Module):
@@ -31,7 +26,6 @@ class CifarResNet(nn.Module):
         self.layer3 = self._make_layer(block, widths[2], num_blocks[2], 2)
         self.layer4 = self._make_layer(block, widths[3], num_blocks[3], 2)
         self.linear = nn.Linear(widths[3], num_classes)
-        init_resnet_weights(self)
 
     def _make_layer(self, block, planes: int, n: int, stride: int) -> nn.Sequential:
         layers = []

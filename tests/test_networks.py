@@ -50,3 +50,16 @@ def test_unknown_arg():
 def test_bad_width():
     with pytest.raises(ConfigError, match=r"arch\.args\.width"):
         build_arch("PreActResNet18", 10, {"width": "64"})
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_weights_keep_pytorchs_default_init_as_the_official_code(name):
+    # kaiming_uniform_(a=sqrt(5)): uniform in +-1/sqrt(fan_in), std 1/sqrt(3 fan_in). The
+    # torchvision-style kaiming_normal_(fan_out) would give a 3x3 conv 16 -> 16 std sqrt(2/144) = 0.118.
+    torch.manual_seed(0)
+    net = build_arch(name, 10, {"width": 16})
+    conv = net.layer1[0].conv2                                   # 16 -> 16 channels, 3x3: fan_in 144
+    assert conv.weight.abs().max() <= 1 / 12
+    assert float(conv.weight.detach().std()) == pytest.approx(1 / 12 / 3 ** 0.5, rel=0.05)   # 0.0481
+    bn = net.bn1
+    assert torch.equal(bn.weight, torch.ones(16)) and torch.equal(bn.bias, torch.zeros(16))
