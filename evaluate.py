@@ -4,8 +4,10 @@
 
 Rebuilds the run's data from the config stored in the checkpoint (same noisy
 labels, subset and split), runs the network once over the un-augmented
-training images and writes ``label_issues.csv`` (default: next to the
-checkpoint) plus ``label_issues.json`` with the summary and the test accuracy.
+training images, takes that pass into the checkpoint's average of the
+training-time probabilities (as the run does at its end) and writes
+``label_issues.csv`` (default: next to the checkpoint) plus
+``label_issues.json`` with the summary and the test accuracy.
 Bad input ends with a one-line message and exit code 2.
 """
 import argparse
@@ -17,7 +19,8 @@ from data_loader.build import build_data
 from model.metrics import accuracy
 from model.networks import build_arch
 from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
-from trainer.noise_monitor import CSV_NAME, export_label_issues, predict_probs, training_set_loader
+from trainer.noise_monitor import (CSV_NAME, averaged_probs, export_label_issues, predict_probs,
+                                   training_set_loader)
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout
 
@@ -64,9 +67,10 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     train_probs, _ = predict_probs(model, model, training_set_loader(data, config["data_loader"]["dataset"],
                                                                   data.eval_batch_size, device), **run_as_trained)
     sop = state.get("sop")
-    uv = (sop["u"], sop["v"]) if sop is not None else ()
+    u, v = (sop["u"], sop["v"]) if sop is not None else (None, None)
+    monitor = next((s for s in state.get("callbacks") or () if s and "prob_ema" in s), None)
     path = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), CSV_NAME)
-    return export_label_issues(path, data, train_probs, *uv, extra={
+    return export_label_issues(path, data, train_probs, u, v, averaged_probs(monitor, train_probs), extra={
         "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(state["epoch"]),
         "test_accuracy": accuracy(test_probs, test_labels), "csv": path})
 

@@ -30,7 +30,7 @@ def test_table_of_two_settings_trained_in_parallel_then_reused(cifar10_dir, tmp_
     assert rows[0]["noise"] == 0.0 and 0 < rows[1]["noise"] <= 0.5   # 60 images, round(0.5 * 300) redrawn overall
     assert rows[0]["auroc"] is None                                   # no noisy sample: NaN in metrics.jsonl
     assert rows[1]["auroc"] == metrics[-1]["noise/auroc"]
-    assert rows[1]["auroc_candidates"]["sop"] == rows[1]["auroc"]    # SOP's default score
+    assert rows[1]["auroc_candidates"]["sop_avg"] == rows[1]["auroc"]    # SOP's default score
     assert set(rows[1]["auroc_candidates"]) == {"loss", "loss_avg", "u2", "sop", "sop_avg", "v2"}
     table = open(tmp_path / "table.md").read()
     assert "| 50% symmetric | 33.3% | SOP+ |" in table and table.count("| 123 |") == 2

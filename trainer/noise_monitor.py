@@ -9,7 +9,8 @@ epoch's detection metrics go to metrics.jsonl / tensorboard (``noise/*``, and
 ``visual_every`` epochs tensorboard also gets u^2 / score histograms split by
 truly clean vs noisy, the estimated vs true transition matrix and a grid of
 the most suspect images. At the end, one un-augmented pass with the final
-model gives ``label_issues.csv`` (see `export_label_issues`).
+model, taken into the average as its newest epoch, gives ``label_issues.csv``
+(see `export_label_issues`).
 """
 import contextlib
 import csv
@@ -52,19 +53,32 @@ def training_set_loader(data, dataset, batch_size, device):
                         batch_size=batch_size, train=False, device=device)
 
 
-def analyse(probs, given, u=None, v=None, score_name=None, avg_probs=None):
-    """(score name, scores, flags, suggested, all candidate scores) for one set of predictions."""
+def analyse(probs, given, u=None, v=None, avg_probs=None):
+    """(score name, scores, flags, suggested, all candidate scores) for one set of predictions;
+    suggestions come from the averaged probabilities when there are some."""
     candidates = li.candidate_scores(probs, given, u, v, avg_probs)
-    score_name = score_name or (li.SOP_SCORE if u is not None else li.CE_SCORE)
+    score_name = li.default_score(u is not None, avg_probs is not None)
     scores = candidates[score_name]
     flags = li.flag(scores)
-    return score_name, scores, flags, li.suggest_labels(probs, given, flags), candidates
+    believed = avg_probs if avg_probs is not None else probs
+    return score_name, scores, flags, li.suggest_labels(believed, given, flags), candidates
 
 
-def export_label_issues(path, data, probs, u=None, v=None, extra=None):
-    """Write the ranked CSV at ``path`` and a JSON summary next to it; returns the summary."""
+def averaged_probs(monitor_state, probs):
+    """The bias-corrected moving average of a `NoiseMonitor` ``monitor_state`` (its state_dict)
+    with ``probs`` as the newest epoch; ``probs`` alone when the state holds no average."""
+    if not monitor_state or "prob_ema" not in monitor_state:
+        return probs
+    epochs = int(monitor_state["epochs_averaged"]) + 1
+    ema = monitor_state["prob_ema"].to(probs.device) * AVERAGE_MOMENTUM + probs * (1 - AVERAGE_MOMENTUM)
+    return ema / (1 - AVERAGE_MOMENTUM ** epochs)
+
+
+def export_label_issues(path, data, probs, u=None, v=None, avg_probs=None, extra=None):
+    """Write the ranked CSV at ``path`` and a JSON summary next to it; returns the summary.
+    ``probs``: a clean pass of the model; ``avg_probs``: the average that ends with it."""
     given, clean = data.train_noisy, data.train_clean
-    name, scores, flags, suggested, _ = analyse(probs, given, u, v)
+    name, scores, flags, suggested, _ = analyse(probs, given, u, v, avg_probs)
     rows = li.label_issue_table(scores, flags, suggested, given, data.train_index)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -169,7 +183,8 @@ class NoiseMonitor:
         tested = [row["accuracy/test"] for row in _read_rows(trainer.metrics.path) if "accuracy/test" in row]
         sop = trainer.sop
         path = os.path.join(trainer.run_dir, CSV_NAME)
-        summary = export_label_issues(path, self.data, probs, *((sop.u, sop.v) if sop is not None else ()),
+        u, v = (sop.u, sop.v) if sop is not None else (None, None)
+        summary = export_label_issues(path, self.data, probs, u, v, averaged_probs(self.state_dict(), probs),
                                       extra={"checkpoint": "final model", "epoch": trainer.epochs,
                                              "test_accuracy": tested[-1] if tested else None,
                                              "clean_pass_seconds": round(seconds, 2)})
