@@ -168,10 +168,13 @@ def read_run(run_dir):
     noise = float(np.mean(labels["noisy_labels"][index] != labels["clean_labels"][index]))
     candidates = {k.split("auroc_", 1)[1]: v if v is not None and math.isfinite(v) else None   # NaN is not JSON
                   for k, v in rows[-1].items() if k.startswith("noise_candidates/auroc_")}
+    with open(os.path.join(run_dir, "label_issues.json")) as f:   # the end-of-run export
+        issues = json.load(f)
+    export = {key: issues.get(key) for key in ("score", "auroc", "precision", "recall", "f1", "estimated_rate")}
     return {"final": results["last_test_accuracy"], "best": results["best_test_accuracy"],
             "best_epoch": results["best_test_epoch"], "auroc": aurocs[-1] if aurocs else None,
             "train_fit": rows[-1]["accuracy/train"], "noise": noise, "epochs": rows[-1]["epoch"],
-            "auroc_candidates": candidates, "run_dir": run_dir}
+            "auroc_candidates": candidates, "export": export, "run_dir": run_dir}
 
 
 def run_one(args, setting, method):
@@ -207,17 +210,19 @@ def pct(value):
 
 def markdown_table(rows, seed):
     lines = ["| noise | realised noise (subset) | method | final test acc | best test acc (epoch) | "
-             "detection AUROC | train acc on given labels | seed | wall time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "detection AUROC | label_issues.csv AUROC / F1 | train acc on given labels | seed | wall time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         head = f"| {SETTINGS[row['setting']][0]} | "
         if "error" in row:
-            lines.append(head + f"— | {METHODS[row['method']][0]} | {row['error']} | | | | {seed} | "
+            lines.append(head + f"— | {METHODS[row['method']][0]} | {row['error']} | | | | | {seed} | "
                                 f"{row['wall_s']:.0f} s |")
             continue
         auroc = "—" if row["auroc"] is None else f"{row['auroc']:.3f}"
+        export = row.get("export") or {}
+        exported = "—" if export.get("auroc") is None else f"{export['auroc']:.3f} / {export['f1']:.3f}"
         lines.append(head + f"{pct(row['noise'])}% | {METHODS[row['method']][0]} | {pct(row['final'])} | "
-                            f"{pct(row['best'])} ({row['best_epoch']}) | {auroc} | {pct(row['train_fit'])} | "
+                            f"{pct(row['best'])} ({row['best_epoch']}) | {auroc} | {exported} | {pct(row['train_fit'])} | "
                             f"{seed} | {row['wall_s'] / 60:.1f} min |")
     return "\n".join(lines)
 

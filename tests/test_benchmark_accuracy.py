@@ -32,8 +32,12 @@ def test_table_of_two_settings_trained_in_parallel_then_reused(cifar10_dir, tmp_
     assert rows[1]["auroc"] == metrics[-1]["noise/auroc"]
     assert rows[1]["auroc_candidates"]["sop_avg"] == rows[1]["auroc"]    # SOP's default score
     assert set(rows[1]["auroc_candidates"]) == {"loss", "loss_avg", "u2", "sop", "sop_avg", "v2"}
+    issues = json.load(open(os.path.join(rows[1]["run_dir"], "label_issues.json")))
+    assert rows[1]["export"]["score"] == "sop_avg" and rows[1]["export"]["f1"] == issues["f1"]
+    assert rows[0]["export"]["auroc"] is None                        # clean labels: nothing to detect
     table = open(tmp_path / "table.md").read()
     assert "| 50% symmetric | 33.3% | SOP+ |" in table and table.count("| 123 |") == 2
+    assert f"| {issues['auroc']:.3f} / {issues['f1']:.3f} |" in table
     assert "Command: `python benchmarks/accuracy.py --data-dir" in table and "width 8, 2 epochs" in table
 
     # --reuse takes the finished runs: same numbers, no new run directories
@@ -85,9 +89,10 @@ def test_a_failed_run_is_a_table_row_and_a_nonzero_exit(cifar10_dir, tmp_path):
 def test_markdown_table_formats_percentages_and_missing_auroc():
     row = dict(setting="asym40", method="sop", final=0.61234, best=0.7, best_epoch=12, auroc=None,
                train_fit=0.5, noise=0.2, wall_s=90.0)
-    assert accuracy.markdown_table([row, dict(row, auroc=0.91234)], 7).splitlines()[2:] == [
-        "| 40% asymmetric | 20.0% | SOP | 61.2 | 70.0 (12) | — | 50.0 | 7 | 1.5 min |",
-        "| 40% asymmetric | 20.0% | SOP | 61.2 | 70.0 (12) | 0.912 | 50.0 | 7 | 1.5 min |"]
+    exported = dict(row, auroc=0.91234, export={"auroc": 0.93456, "f1": 0.8})
+    assert accuracy.markdown_table([row, exported], 7).splitlines()[2:] == [
+        "| 40% asymmetric | 20.0% | SOP | 61.2 | 70.0 (12) | — | — | 50.0 | 7 | 1.5 min |",
+        "| 40% asymmetric | 20.0% | SOP | 61.2 | 70.0 (12) | 0.912 | 0.935 / 0.800 | 50.0 | 7 | 1.5 min |"]
 
 
 def test_margins_table_compares_each_method_with_cross_entropy():
