@@ -5,9 +5,10 @@
 Rebuilds the run's data from the config stored in the checkpoint (same noisy
 labels, subset and split), runs the network once over the un-augmented
 training images, takes that pass into the checkpoint's average of the
-training-time probabilities (as the run does at its end) and writes
-``label_issues.csv`` (default: next to the checkpoint) plus
-``label_issues.json`` with the summary and the test accuracy.
+training-time probabilities (as the run does at its end) and writes the ranked
+CSV (default: ``label_issues_<checkpoint name>.csv`` next to the checkpoint, so
+the run's own ``label_issues.csv`` is kept) plus a JSON of the same name with
+the summary and the test accuracy.
 Bad input ends with a one-line message and exit code 2.
 """
 import argparse
@@ -19,8 +20,8 @@ from data_loader.build import build_data
 from model.metrics import accuracy
 from model.networks import build_arch
 from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
-from trainer.noise_monitor import (CSV_NAME, averaged_probs, export_label_issues, predict_probs,
-                                   training_set_loader)
+from parse_config import complete_config
+from trainer.noise_monitor import averaged_probs, export_label_issues, predict_probs, training_set_loader
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout
 
@@ -34,21 +35,32 @@ def parse(argv):
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("-r", "--resume", required=True, help="checkpoint file or run directory")
     parser.add_argument("--data_dir", help="where the dataset is, if not where the run found it")
-    parser.add_argument("--out", help=f"CSV path (default: {CSV_NAME} next to the checkpoint)")
+    parser.add_argument("--out", help="CSV path (default: label_issues_<checkpoint name>.csv next to it)")
     parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"),
                         help="autocast mode (default: the run's trainer.amp, resolved for this device)")
     return parser.parse_args(argv)
 
 
+def default_csv_path(checkpoint_path):
+    stem = os.path.splitext(os.path.basename(checkpoint_path))[0]
+    return os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), f"label_issues_{stem}.csv")
+
+
 def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     """Write the label-issue CSV + JSON for a checkpoint; returns the summary dict."""
+    path = out or default_csv_path(checkpoint_path)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConfigError(f"--out {path}: its directory does not exist")
     device = resolve_device()
     state = load_checkpoint(checkpoint_path, map_location=device)
-    config = state["config"]
+    try:
+        config = complete_config(state["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{checkpoint_path}: its config: {err}") from None
     if data_dir is not None:
         config["data_loader"]["data_dir"] = data_dir
     data = build_data(config, device)
-    if state["num_train"] != data.num_train:
+    if state.get("num_train") != data.num_train:
         raise CheckpointError(f"{checkpoint_path} was trained on {state['num_train']} samples; "
                               f"its config now gives {data.num_train}")
     model = build_arch(config["arch"]["type"], data.num_classes, config["arch"]["args"]).to(device)
@@ -69,10 +81,12 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     sop = state.get("sop")
     u, v = (sop["u"], sop["v"]) if sop is not None else (None, None)
     monitor = next((s for s in state.get("callbacks") or () if s and "prob_ema" in s), None)
-    path = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), CSV_NAME)
-    return export_label_issues(path, data, train_probs, u, v, averaged_probs(monitor, train_probs), extra={
-        "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(state["epoch"]),
-        "test_accuracy": accuracy(test_probs, test_labels), "csv": path})
+    try:
+        return export_label_issues(path, data, train_probs, u, v, averaged_probs(monitor, train_probs), extra={
+            "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(state["epoch"]),
+            "test_accuracy": accuracy(test_probs, test_labels), "csv": path})
+    except OSError as err:
+        raise ConfigError(f"cannot write {path}: {err.strerror}") from None
 
 
 def main(argv=None):

@@ -137,16 +137,29 @@ def apply_flags(config, args):
     return config
 
 
-def merge_config(base_json, args):
-    """DEFAULTS < base_json < flags < -o; returns a validated dict."""
+def _with_defaults(base_json):
     config, problems = deep_merge(DEFAULTS, base_json)
     if problems:
         raise ConfigError("; ".join(problems))
-    config = apply_flags(config, args)
+    return config
+
+
+def _validated(config):
     problems = validate(config)
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
     return config
+
+
+def merge_config(base_json, args):
+    """DEFAULTS < base_json < flags < -o; returns a validated dict."""
+    return _validated(apply_flags(_with_defaults(base_json), args))
+
+
+def complete_config(stored):
+    """DEFAULTS < ``stored`` (a checkpoint's config), validated: keys added since it was saved
+    get their defaults, as when the run is resumed."""
+    return _validated(_with_defaults(stored))
 
 
 def run_tag(config):

@@ -101,9 +101,27 @@ def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces
     out = tmp_path / "again.csv"
     assert evaluate.main(["-r", os.path.join(run_dir, "checkpoint-latest.pth"), "--out", str(out)]) == 0
     assert read_csv(out) == rows                               # same final model, same clean pass
-    summary = json.load(open(tmp_path / "label_issues.json"))
+    summary = json.load(open(tmp_path / "again.json"))
     assert summary["epoch"] == 1 and summary["test_accuracy"] == metrics[-1]["accuracy/test"]
     assert not math.isnan(summary["auroc"])
+    # by default next to the checkpoint, named after it: the run's own export stays as it was
+    before = open(os.path.join(run_dir, CSV_NAME)).read()
+    assert evaluate.main(["-r", os.path.join(run_dir, "model_best.pth")]) == 0
+    assert read_csv(os.path.join(run_dir, "label_issues_model_best.csv"))[0].keys() == rows[0].keys()
+    assert json.load(open(os.path.join(run_dir, "label_issues_model_best.json")))["epoch"] == 1
+    assert open(os.path.join(run_dir, CSV_NAME)).read() == before
+
+
+def test_evaluate_rejects_an_output_it_cannot_write(tiny_run_args, tmp_path, capsys):
+    assert train.main(tiny_run_args + ["--epochs", "1", "-o", "data_loader.train_subset=20",
+                                       "-o", "trainer.tensorboard=false"]) == 0
+    (run_dir,) = glob.glob(str(tmp_path / "saved" / "*" / "*"))
+    checkpoint = os.path.join(run_dir, "checkpoint-latest.pth")
+    assert evaluate.main(["-r", checkpoint, "--out", str(tmp_path / "missing" / "x.csv")]) == 2
+    assert capsys.readouterr().err.startswith("error: --out ")
+    os.mkdir(tmp_path / "taken.csv")                                # a directory where the CSV should go
+    assert evaluate.main(["-r", checkpoint, "--out", str(tmp_path / "taken.csv")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot write {tmp_path / 'taken.csv'}")
 
 
 def test_evaluate_predicts_in_the_runs_precision_unless_told(tiny_run_args, tmp_path):
@@ -183,7 +201,9 @@ def test_sop_ranks_by_the_averaged_score_and_the_export_takes_the_clean_pass_int
     monitor.on_batch(Batch(torch.arange(4), None, None, None), epoch_1.log())
     monitor.on_epoch_end(1, trainer)
     clean_pass = two_class_probs(torch.tensor([0.6, 0.9, 0.1, 0.5]), data.train_noisy)
-    assert averaged_probs(None, clean_pass) is clean_pass        # no history: the pass alone
+    assert averaged_probs(None, clean_pass) is None               # no history: nothing to average
+    assert averaged_probs(NoiseMonitor(data, "cifar10").state_dict(), clean_pass) is None
+    assert export_label_issues(str(tmp_path / "alone.csv"), data, clean_pass, u, v)["score"] == "sop"
     average = averaged_probs(monitor.state_dict(), clean_pass)
     # (0.9 * 0.1 * p1 + 0.1 * p2) / (1 - 0.9^2) on the given class: 0.4105, 0.7579, 0.2895, 0.6895
     torch.testing.assert_close(average[torch.arange(4), data.train_noisy],

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from parse_config import parse_args
+from parse_config import complete_config, parse_args
 from utils.config_schema import DEFAULTS
 from utils.errors import ConfigError
 
@@ -94,3 +94,14 @@ def test_all_problems_are_reported_at_once(tmp_path):
 def test_unknown_json_key_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'trainer.epohcs'"):
         parse_args(["-c", write(tmp_path, {"trainer": {"epohcs": 3}})])
+
+
+def test_a_stored_config_gets_the_defaults_of_keys_added_since_and_is_validated():
+    stored = json.load(open("config_cifar10.json"))
+    del stored["trainer"]["channels_last"]                          # as if saved before the key existed
+    assert complete_config(stored)["trainer"]["channels_last"] == DEFAULTS["trainer"]["channels_last"]
+    stored["trainer"]["epochs"] = 0
+    with pytest.raises(ConfigError, match="'trainer.epochs' must be >= 1"):
+        complete_config(stored)
+    with pytest.raises(ConfigError, match="unknown key 'bogus'"):
+        complete_config({"bogus": 1})

@@ -28,7 +28,6 @@ from model.metrics import auroc, precision_recall_f1
 from trainer.noise_images import suspects_grid, transition_image
 
 CSV_NAME = "label_issues.csv"
-SUMMARY_NAME = "label_issues.json"
 AVERAGE_MOMENTUM = 0.9   # per epoch: the average of p spans about the last ten epochs
 
 
@@ -66,16 +65,22 @@ def analyse(probs, given, u=None, v=None, avg_probs=None):
 
 def averaged_probs(monitor_state, probs):
     """The bias-corrected moving average of a `NoiseMonitor` ``monitor_state`` (its state_dict)
-    with ``probs`` as the newest epoch; ``probs`` alone when the state holds no average."""
-    if not monitor_state or "prob_ema" not in monitor_state:
-        return probs
+    with ``probs`` as the newest epoch; None when the state holds no finished epoch, as then
+    nothing would be averaged."""
+    if not monitor_state or "prob_ema" not in monitor_state or not monitor_state["epochs_averaged"]:
+        return None
     epochs = int(monitor_state["epochs_averaged"]) + 1
     ema = monitor_state["prob_ema"].to(probs.device) * AVERAGE_MOMENTUM + probs * (1 - AVERAGE_MOMENTUM)
     return ema / (1 - AVERAGE_MOMENTUM ** epochs)
 
 
+def summary_path(csv_path):
+    """The JSON summary written with a label-issue CSV: same name, .json."""
+    return os.path.splitext(csv_path)[0] + ".json"
+
+
 def export_label_issues(path, data, probs, u=None, v=None, avg_probs=None, extra=None):
-    """Write the ranked CSV at ``path`` and a JSON summary next to it; returns the summary.
+    """Write the ranked CSV at ``path`` and its JSON summary (`summary_path`); returns the summary.
     ``probs``: a clean pass of the model; ``avg_probs``: the average that ends with it."""
     given, clean = data.train_noisy, data.train_clean
     name, scores, flags, suggested, _ = analyse(probs, given, u, v, avg_probs)
@@ -91,7 +96,7 @@ def export_label_issues(path, data, probs, u=None, v=None, avg_probs=None, extra
     else:
         summary["estimated_rate"] = float(scores.mean())
     summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
-    with open(os.path.join(os.path.dirname(os.path.abspath(path)), SUMMARY_NAME), "w") as f:
+    with open(summary_path(path), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
 
@@ -189,7 +194,6 @@ class NoiseMonitor:
                                              "test_accuracy": tested[-1] if tested else None,
                                              "clean_pass_seconds": round(seconds, 2)})
         line = f"label issues: {summary['num_flagged']}/{summary['num_samples']} flagged -> {path}"
-        for key in ("auroc", "precision", "recall", "f1"):  # None (nan) when there are no noisy labels
-            if summary.get(key) is not None:
-                line += f" | {key} {summary[key]:.4f}"
+        if summary.get("auroc") is not None:   # None without clean labels or without noisy ones
+            line += "".join(f" | {key} {summary[key]:.4f}" for key in ("auroc", "precision", "recall", "f1"))
         trainer.log.info(line + f" | clean pass {seconds:.1f}s")
