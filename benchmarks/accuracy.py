@@ -157,22 +157,22 @@ def finished_run(argv):
 
 
 def read_run(run_dir):
+    from model.label_issues import default_score
     with open(os.path.join(run_dir, "results.json")) as f:
         results = json.load(f)
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    # no noisy sample (clean labels) gives a NaN AUROC
-    aurocs = [r["noise/auroc"] for r in rows if r.get("noise/auroc") is not None and math.isfinite(r["noise/auroc"])]
     labels = np.load(os.path.join(run_dir, "labels.npz"))
     index = labels["train_index"]
     noise = float(np.mean(labels["noisy_labels"][index] != labels["clean_labels"][index]))
-    candidates = {k.split("auroc_", 1)[1]: v if v is not None and math.isfinite(v) else None   # NaN is not JSON
+    # no noisy sample (clean labels) gives a NaN AUROC, which is not JSON
+    candidates = {k.split("auroc_", 1)[1]: v if v is not None and math.isfinite(v) else None
                   for k, v in rows[-1].items() if k.startswith("noise_candidates/auroc_")}
     with open(os.path.join(run_dir, "label_issues.json")) as f:   # the end-of-run export
         issues = json.load(f)
     export = {key: issues.get(key) for key in ("score", "auroc", "precision", "recall", "f1", "estimated_rate")}
     return {"final": results["last_test_accuracy"], "best": results["best_test_accuracy"],
-            "best_epoch": results["best_test_epoch"], "auroc": aurocs[-1] if aurocs else None,
+            "best_epoch": results["best_test_epoch"], "auroc": candidates.get(default_score(has_average=True)),   # today's score, on old runs too
             "train_fit": rows[-1]["accuracy/train"], "noise": noise, "epochs": rows[-1]["epoch"],
             "auroc_candidates": candidates, "export": export, "run_dir": run_dir}
 

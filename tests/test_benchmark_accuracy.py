@@ -30,10 +30,10 @@ def test_table_of_two_settings_trained_in_parallel_then_reused(cifar10_dir, tmp_
     assert rows[0]["noise"] == 0.0 and 0 < rows[1]["noise"] <= 0.5   # 60 images, round(0.5 * 300) redrawn overall
     assert rows[0]["auroc"] is None                                   # no noisy sample: NaN in metrics.jsonl
     assert rows[1]["auroc"] == metrics[-1]["noise/auroc"]
-    assert rows[1]["auroc_candidates"]["sop_avg"] == rows[1]["auroc"]    # SOP's default score
+    assert rows[1]["auroc_candidates"]["loss_avg"] == rows[1]["auroc"]   # the default score
     assert set(rows[1]["auroc_candidates"]) == {"loss", "loss_avg", "u2", "sop", "sop_avg", "v2"}
     issues = json.load(open(os.path.join(rows[1]["run_dir"], "label_issues.json")))
-    assert rows[1]["export"]["score"] == "sop_avg" and rows[1]["export"]["f1"] == issues["f1"]
+    assert rows[1]["export"]["score"] == "loss_avg" and rows[1]["export"]["f1"] == issues["f1"]
     assert rows[0]["export"]["auroc"] is None                        # clean labels: nothing to detect
     table = open(tmp_path / "table.md").read()
     assert "| 50% symmetric | 33.3% | SOP+ |" in table and table.count("| 123 |") == 2

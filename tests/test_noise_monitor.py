@@ -51,13 +51,13 @@ def test_without_clean_labels_only_the_estimate_and_the_export(tmp_path):
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     u = torch.tensor([[0.1], [0.3], [0.9], [0.0]])
     summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs, u, torch.zeros(4, 2))
-    assert "auroc" not in summary and summary["num_flagged"] == 1
-    # sop score = (u^2 + 1 - p_given) / 2 = 0.055, 0.145, 0.705, 0.35
-    assert summary["estimated_rate"] == pytest.approx((0.055 + 0.145 + 0.705 + 0.35) / 4)
+    # no average: score 1 - p_given = 0.1, 0.2, 0.6, 0.7 (u does not enter); mean 0.4 -> 2 flagged
+    assert "auroc" not in summary and summary["score"] == "loss" and summary["num_flagged"] == 2
+    assert summary["estimated_rate"] == pytest.approx(0.4)
     rows = list(csv.reader(open(tmp_path / CSV_NAME)))
     assert rows[0] == ["index", "given_label", "suggested_label", "score", "flag"]
-    assert rows[1] == ["3", "1", "0", "0.705000", "1"]        # original index 3 = position 2
-    assert [r[0] for r in rows[2:]] == ["1", "5", "7"]
+    assert rows[1:3] == [["1", "0", "1", "0.700000", "1"], ["3", "1", "0", "0.600000", "1"]]
+    assert [r[0] for r in rows[3:]] == ["5", "7"]
 
 
 def read_csv(path):
@@ -74,7 +74,7 @@ def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces
     rows = read_csv(os.path.join(run_dir, CSV_NAME))
     assert list(rows[0]) == ["index", "given_label", "suggested_label", "score", "flag"]
     assert sorted(int(r["index"]) for r in rows) == sorted(labels["train_index"].tolist())
-    assert json.load(open(os.path.join(run_dir, "label_issues.json")))["score"] == "sop_avg"
+    assert json.load(open(os.path.join(run_dir, "label_issues.json")))["score"] == "loss_avg"
     assert all(int(r["given_label"]) == labels["noisy_labels"][int(r["index"])] for r in rows)
     scores = [float(r["score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
@@ -192,10 +192,11 @@ def two_class_probs(p_given, given):
     return torch.where(given.view(-1, 1) == 1, probs, probs.flip(1))
 
 
-def test_sop_ranks_by_the_averaged_score_and_the_export_takes_the_clean_pass_into_the_average(tmp_path):
+def test_runs_rank_by_the_averaged_loss_and_the_export_takes_the_clean_pass_into_the_average(tmp_path):
     data = fake_data(clean=torch.tensor([1, 1, 0, 0]))              # samples 0 and 2 are mislabelled
     monitor = NoiseMonitor(data, "cifar10")
-    u, v = torch.zeros(4, 1), torch.zeros(4, 2)
+    # u has grown for clean sample 1, as it does for clean images the network has not fitted
+    u, v = torch.tensor([[0.0], [0.6], [0.0], [0.0]]), torch.zeros(4, 2)
     trainer = SimpleNamespace(sop=SimpleNamespace(u=u, v=v), metrics=None, epochs=10)
     epoch_1 = two_class_probs(torch.tensor([0.2, 0.6, 0.5, 0.9]), data.train_noisy)
     monitor.on_batch(Batch(torch.arange(4), None, None, None), epoch_1.log())
@@ -203,22 +204,26 @@ def test_sop_ranks_by_the_averaged_score_and_the_export_takes_the_clean_pass_int
     clean_pass = two_class_probs(torch.tensor([0.6, 0.9, 0.1, 0.5]), data.train_noisy)
     assert averaged_probs(None, clean_pass) is None               # no history: nothing to average
     assert averaged_probs(NoiseMonitor(data, "cifar10").state_dict(), clean_pass) is None
-    assert export_label_issues(str(tmp_path / "alone.csv"), data, clean_pass, u, v)["score"] == "sop"
+    assert export_label_issues(str(tmp_path / "alone.csv"), data, clean_pass, u, v)["score"] == "loss"
     average = averaged_probs(monitor.state_dict(), clean_pass)
     # (0.9 * 0.1 * p1 + 0.1 * p2) / (1 - 0.9^2) on the given class: 0.4105, 0.7579, 0.2895, 0.6895
     torch.testing.assert_close(average[torch.arange(4), data.train_noisy],
                                torch.tensor([0.078, 0.144, 0.055, 0.131]) / 0.19)
     summary = export_label_issues(str(tmp_path / CSV_NAME), data, clean_pass, u, v, average)
-    # the pass alone ranks clean sample 3 (1 - p = 0.5) above noisy sample 0 (0.4): AUROC 0.75
-    assert summary["score"] == "sop_avg" and summary["auroc"] == 1.0
+    # the pass alone ranks clean sample 3 (1 - p = 0.5) above noisy sample 0 (0.4): AUROC 0.75; with
+    # u^2, sop_avg = (0.36 + 0.2421) / 2 = 0.3011 ranks clean sample 1 above noisy sample 0 (0.2947)
+    assert summary["score"] == "loss_avg" and summary["auroc"] == 1.0
+    assert (summary["precision"], summary["recall"]) == (1.0, 1.0)
     rows = read_csv(tmp_path / CSV_NAME)
-    # (u^2 + 1 - average) / 2 = 0.2947, 0.1211, 0.3553, 0.1553; mean 0.2316 -> round(0.93) = 1 flagged
+    # 1 - average = 0.5895, 0.2421, 0.7105, 0.3105; mean 0.4632 -> round(1.85) = 2 flagged
     assert [(r["index"], r["given_label"], r["score"], r["flag"]) for r in rows] == [
-        ("3", "1", "0.355263", "1"), ("7", "0", "0.294737", "0"), ("1", "0", "0.155263", "0"),
-        ("5", "1", "0.121053", "0")]
+        ("3", "1", "0.710526", "1"), ("7", "0", "0.589474", "1"), ("1", "0", "0.310526", "0"),
+        ("5", "1", "0.242105", "0")]
     # suggestions follow the average: sample 0 (index 7) -> class 1, its clean label, where the
     # clean pass alone (p_given 0.6) would keep its wrong label 0
     assert [r["suggested_label"] for r in rows] == ["0", "1", "0", "1"]
     monitor.on_batch(Batch(torch.arange(4), None, None, None), clean_pass.log())
     result = monitor.on_epoch_end(2, trainer)                      # the same numbers as a training epoch
-    assert result["noise/auroc"] == 1.0 and result["noise_candidates/auroc_sop"] == 0.75
+    assert result["noise/auroc"] == 1.0 and result["noise_candidates/auroc_sop_avg"] == 0.75
+    # this epoch alone: loss 0.4, 0.1, 0.9, 0.5 (AUROC 0.75); sop 0.2, 0.23, 0.45, 0.25 (AUROC 0.5)
+    assert result["noise_candidates/auroc_loss"] == 0.75 and result["noise_candidates/auroc_sop"] == 0.5

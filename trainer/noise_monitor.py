@@ -56,7 +56,7 @@ def analyse(probs, given, u=None, v=None, avg_probs=None):
     """(score name, scores, flags, suggested, all candidate scores) for one set of predictions;
     suggestions come from the averaged probabilities when there are some."""
     candidates = li.candidate_scores(probs, given, u, v, avg_probs)
-    score_name = li.default_score(u is not None, avg_probs is not None)
+    score_name = li.default_score(avg_probs is not None)
     scores = candidates[score_name]
     flags = li.flag(scores)
     believed = avg_probs if avg_probs is not None else probs
@@ -168,7 +168,7 @@ class NoiseMonitor:
         estimated = li.estimated_transition(suggested.cpu(), given.cpu(), num_classes)
         true = li.estimated_transition(clean.cpu(), given.cpu(), num_classes) if clean is not None else None
         metrics.add_image("noise/transition_estimated_vs_true", transition_image(estimated, true), epoch)
-        top = torch.argsort(scores, descending=True)[:self.num_suspects].cpu().numpy()
+        top = torch.argsort(scores, descending=True, stable=True)[:self.num_suspects].cpu().numpy()
         names = self.data.class_names
         captions = [f"{names[int(given[i])][:6]}>{names[int(suggested[i])][:6]}" for i in top]
         truth = None if noisy is None else noisy[top].cpu().numpy()
