@@ -19,8 +19,8 @@ import sys
 from data_loader.build import build_data
 from model.metrics import accuracy
 from model.networks import build_arch
-from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
 from parse_config import complete_config
+from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
 from trainer.noise_monitor import averaged_probs, export_label_issues, predict_probs, training_set_loader
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout
@@ -61,7 +61,7 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
         config["data_loader"]["data_dir"] = data_dir
     data = build_data(config, device)
     if state.get("num_train") != data.num_train:
-        raise CheckpointError(f"{checkpoint_path} was trained on {state['num_train']} samples; "
+        raise CheckpointError(f"{checkpoint_path} was trained on {state.get('num_train')} samples; "
                               f"its config now gives {data.num_train}")
     model = build_arch(config["arch"]["type"], data.num_classes, config["arch"]["args"]).to(device)
     try:
@@ -78,11 +78,9 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     test_probs, test_labels = predict_probs(model, model, data.test_loader, **run_as_trained)
     train_probs, _ = predict_probs(model, model, training_set_loader(data, config["data_loader"]["dataset"],
                                                                   data.eval_batch_size, device), **run_as_trained)
-    sop = state.get("sop")
-    u, v = (sop["u"], sop["v"]) if sop is not None else (None, None)
     monitor = next((s for s in state.get("callbacks") or () if s and "prob_ema" in s), None)
     try:
-        return export_label_issues(path, data, train_probs, u, v, averaged_probs(monitor, train_probs), extra={
+        return export_label_issues(path, data, train_probs, averaged_probs(monitor, train_probs), extra={
             "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(state["epoch"]),
             "test_accuracy": accuracy(test_probs, test_labels), "csv": path})
     except OSError as err:

@@ -172,7 +172,8 @@ def read_run(run_dir):
         issues = json.load(f)
     export = {key: issues.get(key) for key in ("score", "auroc", "precision", "recall", "f1", "estimated_rate")}
     return {"final": results["last_test_accuracy"], "best": results["best_test_accuracy"],
-            "best_epoch": results["best_test_epoch"], "auroc": candidates.get(default_score(has_average=True)),   # today's score, on old runs too
+            "best_epoch": results["best_test_epoch"],
+            "auroc": candidates.get(default_score(has_average=True)),   # today's default, on older runs too
             "train_fit": rows[-1]["accuracy/train"], "noise": noise, "epochs": rows[-1]["epoch"],
             "auroc_candidates": candidates, "export": export, "run_dir": run_dir}
 

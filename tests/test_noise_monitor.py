@@ -49,9 +49,8 @@ def test_cross_entropy_run_reports_small_loss_detection_from_the_training_logits
 def test_without_clean_labels_only_the_estimate_and_the_export(tmp_path):
     data = fake_data(clean=None)
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
-    u = torch.tensor([[0.1], [0.3], [0.9], [0.0]])
-    summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs, u, torch.zeros(4, 2))
-    # no average: score 1 - p_given = 0.1, 0.2, 0.6, 0.7 (u does not enter); mean 0.4 -> 2 flagged
+    summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs)
+    # no average: score 1 - p_given = 0.1, 0.2, 0.6, 0.7; mean 0.4 -> 2 flagged
     assert "auroc" not in summary and summary["score"] == "loss" and summary["num_flagged"] == 2
     assert summary["estimated_rate"] == pytest.approx(0.4)
     rows = list(csv.reader(open(tmp_path / CSV_NAME)))
@@ -204,12 +203,12 @@ def test_runs_rank_by_the_averaged_loss_and_the_export_takes_the_clean_pass_into
     clean_pass = two_class_probs(torch.tensor([0.6, 0.9, 0.1, 0.5]), data.train_noisy)
     assert averaged_probs(None, clean_pass) is None               # no history: nothing to average
     assert averaged_probs(NoiseMonitor(data, "cifar10").state_dict(), clean_pass) is None
-    assert export_label_issues(str(tmp_path / "alone.csv"), data, clean_pass, u, v)["score"] == "loss"
+    assert export_label_issues(str(tmp_path / "alone.csv"), data, clean_pass)["score"] == "loss"
     average = averaged_probs(monitor.state_dict(), clean_pass)
     # (0.9 * 0.1 * p1 + 0.1 * p2) / (1 - 0.9^2) on the given class: 0.4105, 0.7579, 0.2895, 0.6895
     torch.testing.assert_close(average[torch.arange(4), data.train_noisy],
                                torch.tensor([0.078, 0.144, 0.055, 0.131]) / 0.19)
-    summary = export_label_issues(str(tmp_path / CSV_NAME), data, clean_pass, u, v, average)
+    summary = export_label_issues(str(tmp_path / CSV_NAME), data, clean_pass, average)
     # the pass alone ranks clean sample 3 (1 - p = 0.5) above noisy sample 0 (0.4): AUROC 0.75; with
     # u^2, sop_avg = (0.36 + 0.2421) / 2 = 0.3011 ranks clean sample 1 above noisy sample 0 (0.2947)
     assert summary["score"] == "loss_avg" and summary["auroc"] == 1.0

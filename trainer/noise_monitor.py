@@ -67,10 +67,14 @@ def averaged_probs(monitor_state, probs):
     """The bias-corrected moving average of a `NoiseMonitor` ``monitor_state`` (its state_dict)
     with ``probs`` as the newest epoch; None when the state holds no finished epoch, as then
     nothing would be averaged."""
-    if not monitor_state or "prob_ema" not in monitor_state or not monitor_state["epochs_averaged"]:
+    if not monitor_state or not monitor_state.get("epochs_averaged"):
         return None
-    epochs = int(monitor_state["epochs_averaged"]) + 1
     ema = monitor_state["prob_ema"].to(probs.device) * AVERAGE_MOMENTUM + probs * (1 - AVERAGE_MOMENTUM)
+    return _debiased(ema, int(monitor_state["epochs_averaged"]) + 1)
+
+
+def _debiased(ema, epochs):
+    """An average started at zero, divided by the weight its ``epochs`` updates put on data."""
     return ema / (1 - AVERAGE_MOMENTUM ** epochs)
 
 
@@ -79,11 +83,11 @@ def summary_path(csv_path):
     return os.path.splitext(csv_path)[0] + ".json"
 
 
-def export_label_issues(path, data, probs, u=None, v=None, avg_probs=None, extra=None):
+def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     """Write the ranked CSV at ``path`` and its JSON summary (`summary_path`); returns the summary.
     ``probs``: a clean pass of the model; ``avg_probs``: the average that ends with it."""
     given, clean = data.train_noisy, data.train_clean
-    name, scores, flags, suggested, _ = analyse(probs, given, u, v, avg_probs)
+    name, scores, flags, suggested, _ = analyse(probs, given, avg_probs=avg_probs)
     rows = li.label_issue_table(scores, flags, suggested, given, data.train_index)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -130,7 +134,7 @@ class NoiseMonitor:
     def _update_average(self, probs):
         self.prob_ema.mul_(AVERAGE_MOMENTUM).add_(probs, alpha=1 - AVERAGE_MOMENTUM)
         self.epochs_averaged += 1
-        return self.prob_ema / (1 - AVERAGE_MOMENTUM ** self.epochs_averaged)
+        return _debiased(self.prob_ema, self.epochs_averaged)
 
     def on_batch(self, batch, logits):
         self.logits.index_copy_(0, batch.index, logits)
@@ -186,10 +190,8 @@ class NoiseMonitor:
         probs, _ = predict_probs(trainer.forward, trainer.model, loader, trainer._autocast, trainer._prepare)
         seconds = time.perf_counter() - start
         tested = [row["accuracy/test"] for row in _read_rows(trainer.metrics.path) if "accuracy/test" in row]
-        sop = trainer.sop
         path = os.path.join(trainer.run_dir, CSV_NAME)
-        u, v = (sop.u, sop.v) if sop is not None else (None, None)
-        summary = export_label_issues(path, self.data, probs, u, v, averaged_probs(self.state_dict(), probs),
+        summary = export_label_issues(path, self.data, probs, averaged_probs(self.state_dict(), probs),
                                       extra={"checkpoint": "final model", "epoch": trainer.epochs,
                                              "test_accuracy": tested[-1] if tested else None,
                                              "clean_pass_seconds": round(seconds, 2)})
