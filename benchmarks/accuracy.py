@@ -41,7 +41,11 @@ METHODS = {  # name -> (label, overrides)
                     "train_loss.args.ratio_balance=0.0"]),
     "sop+": ("SOP+", ["train_loss.type=sop", "train_loss.args.ratio_consistency=0.9",
                       "train_loss.args.ratio_balance=0.1"]),
+    # a reference, not a method: cross-entropy that only learns from the truly clean labels, i.e. a
+    # network that never fits a wrong label (what SOP aims at); off by default (--methods ...,oracle)
+    "oracle": ("oracle: cross-entropy on clean labels only", ["train_loss.type=oracle_cross_entropy"]),
 }
+DEFAULT_METHODS = ["ce", "sop", "sop+"]
 
 
 def csv_choices(choices):
@@ -67,7 +71,7 @@ def build_parser():
     p.add_argument("--cifar-n-file", default=SHARED_CIFAR_N if os.path.isfile(SHARED_CIFAR_N) else None,
                    help="CIFAR-10_human.pt (default: the shared copy, else DATA_DIR/CIFAR-N/)")
     p.add_argument("--settings", type=csv_choices(SETTINGS), default=list(SETTINGS))
-    p.add_argument("--methods", type=csv_choices(METHODS), default=list(METHODS))
+    p.add_argument("--methods", type=csv_choices(METHODS), default=DEFAULT_METHODS)
     p.add_argument("--subset", type=int, default=300, help="training images per class (0 = all 5,000)")
     p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--width", type=int, default=16, help="PreActResNet18 width (64 = the paper's network)")
@@ -133,7 +137,7 @@ def result_keys(config):
     size, and SOP's loss arguments when the loss is cross-entropy."""
     keys = dict(flat(config))
     keys.pop("data_loader.eval_batch_size", None)
-    if keys.get("train_loss.type") == "cross_entropy":
+    if keys.get("train_loss.type") in ("cross_entropy", "oracle_cross_entropy"):
         keys = {k: v for k, v in keys.items() if not k.startswith("train_loss.args.")}
     return keys
 

@@ -1,4 +1,5 @@
-"""SOP / SOP+ loss (matching the official implementation) and plain cross-entropy.
+"""SOP / SOP+ loss (matching the official implementation), plain cross-entropy and the
+clean-label oracle.
 
 Both return a dict of scalar tensors: ``loss`` (what is backpropagated) and
 each term, so the trainer can log them and name them when one is not finite.
@@ -60,4 +61,15 @@ def sop_loss(logits, labels, u_rows, v_rows, logits_strong=None, ratio_consisten
 
 def cross_entropy_loss(logits, labels, share=1.0, **_):
     ce = F.cross_entropy(logits, labels)
+    return {"ce": ce, "loss": share * ce}
+
+
+def oracle_cross_entropy_loss(logits, labels, keep, keep_fraction, share=1.0):
+    """Cross-entropy on the samples whose given label is correct (``keep``) only: a reference
+    that needs the true labels. ``keep_fraction`` (kept share of the training set) is a constant
+    normaliser, so the loss is an unbiased estimate of the mean cross-entropy over the clean
+    samples that needs no count of the kept rows across ranks."""
+    per_sample = F.cross_entropy(logits, labels, reduction="none")
+    kept = keep.to(per_sample.dtype)
+    ce = (per_sample * kept).sum() / (len(labels) * keep_fraction)
     return {"ce": ce, "loss": share * ce}

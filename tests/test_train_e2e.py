@@ -4,13 +4,16 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+import parse_config
 import train
 from trainer.trainer import Trainer
+from utils.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,6 +110,20 @@ def test_cross_entropy_baseline_runs(tiny_run_args, tmp_path):
     assert train.main(tiny_run_args + ["--epochs", "1", "-o", "train_loss.type=cross_entropy"]) == 0
     state = torch.load(os.path.join(only_run_dir(tmp_path / "saved"), "checkpoint-latest.pth"), weights_only=True)
     assert state["sop"] is None
+
+
+def test_oracle_trains_on_clean_labels_only(tiny_run_args, tmp_path):
+    assert train.main(tiny_run_args + ["--epochs", "1", "-o", "train_loss.type=oracle_cross_entropy"]) == 0
+    run_dir = only_run_dir(tmp_path / "saved")
+    assert torch.load(os.path.join(run_dir, "checkpoint-latest.pth"), weights_only=True)["sop"] is None
+    assert "loss oracle_cross_entropy" in open(os.path.join(run_dir, "train.log")).read()
+
+
+def test_oracle_without_a_correct_label_is_a_config_error(tmp_path):
+    config = parse_config.complete_config({"train_loss": {"type": "oracle_cross_entropy"}})
+    data = SimpleNamespace(train_noisy=torch.tensor([1, 0]), train_clean=torch.tensor([0, 1]), val_loader=None)
+    with pytest.raises(ConfigError, match="no training label is correct"):
+        Trainer(torch.nn.Linear(2, 2), None, None, data, config, str(tmp_path), None, None, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("extra, fragment", [

@@ -33,7 +33,7 @@ DEFAULTS = {
     "optimizer": {"type": "SGD", "args": {"lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4}},
     "lr_scheduler": {"type": "CosineAnnealingLR", "args": {"eta_min": 2e-4}},
     "train_loss": {
-        "type": "sop",              # sop | cross_entropy
+        "type": "sop",              # sop | cross_entropy | oracle_cross_entropy (clean labels only: a reference)
         "args": {"lr_u": 10.0, "lr_v": 10.0, "init_std": 1e-8,
                  "ratio_consistency": 0.0, "ratio_balance": 0.0},
     },
@@ -57,7 +57,7 @@ CHOICES = {
     "noise.type": ("clean", "sym", "asym", "instance", "human"),
     "optimizer.type": ("SGD", "Adam", "AdamW"),
     "lr_scheduler.type": ("CosineAnnealingLR", "MultiStepLR", "none"),
-    "train_loss.type": ("sop", "cross_entropy"),
+    "train_loss.type": ("sop", "cross_entropy", "oracle_cross_entropy"),
     "trainer.monitor": ("auto", "max val_accuracy", "max test_accuracy", "off"),
     "trainer.amp": ("auto", "bf16", "fp16", "off"),
     "trainer.channels_last": ("auto", True, False),
