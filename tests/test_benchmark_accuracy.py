@@ -53,14 +53,16 @@ def test_each_method_sets_its_loss(tmp_path):
     from parse_config import parse_args
     args = accuracy.build_parser().parse_args(["--work-dir", str(tmp_path), "--lr-u", "3", "--seed", "5"])
     losses = {}
-    for method in ("ce", "sop", "sop+"):
+    assert args.methods == ["ce", "sop", "sop+"]   # the oracle is a reference, trained only on request
+    for method in ("ce", "sop", "sop+", "oracle"):
         config, run_dir, _ = parse_args(accuracy.train_argv(args, "asym40", method))
         loss = config["train_loss"]
         losses[method] = (loss["type"], loss["args"]["ratio_consistency"], loss["args"]["ratio_balance"])
         assert loss["args"]["lr_u"] == 3 and config["seed"] == config["noise"]["seed"] == 5
         assert config["noise"]["type"] == "asym" and config["noise"]["rate"] == 0.4
         assert os.path.dirname(os.path.dirname(run_dir)) == str(tmp_path)
-    assert losses == {"ce": ("cross_entropy", 0.9, 0.1), "sop": ("sop", 0.0, 0.0), "sop+": ("sop", 0.9, 0.1)}
+    assert losses == {"ce": ("cross_entropy", 0.9, 0.1), "sop": ("sop", 0.0, 0.0), "sop+": ("sop", 0.9, 0.1),
+                      "oracle": ("oracle_cross_entropy", 0.9, 0.1)}
 
 
 def test_sop_learning_rates_are_per_setting_unless_given(tmp_path):
@@ -119,6 +121,9 @@ def test_same_run_ignores_what_cannot_change_the_numbers():
     sop = {"seed": 1, "train_loss": {"type": "sop", "args": {"lr_u": 10.0}}}
     assert not accuracy.same_run(sop, {"seed": 1, "train_loss": {"type": "sop", "args": {"lr_u": 1.0}}})
     assert not accuracy.same_run(ce, {"seed": 1, "train_loss": {"type": "sop", "args": {"lr_u": 10.0}}})
+    oracle = {"seed": 1, "train_loss": {"type": "oracle_cross_entropy", "args": {"lr_u": 10.0}}}
+    assert accuracy.same_run(oracle, {"seed": 1, "train_loss": {"type": "oracle_cross_entropy", "args": {"lr_u": 1.0}}})
+    assert not accuracy.same_run(oracle, ce)
 
 
 def test_repeated_names_are_trained_once_and_jobs_must_be_positive(capsys):
