@@ -1,0 +1,198 @@
+"""Which per-sample score ranks the wrong labels best: many candidates, every epoch of real runs.
+
+    python benchmarks/detection_scores.py --data-dir data/ --settings sym50 --methods ce,sop,oracle
+
+Trains the runs of benchmarks/accuracy.py (same options and defaults, same seeds, in this
+script's --work-dir), one after another in this process, with the run's noise monitor
+recording every epoch the probability of the given label and of the strongest other class,
+from the training-time logits and, with --clean-pass, from an un-augmented eval-mode pass
+over the training set (which costs a test pass per epoch). Every candidate below estimates
+how wrong the given label is (higher = more suspect) and is scored by detection AUROC
+against the true noise mask at the --report epochs; two more rows give the share of the
+clean and of the wrong training labels the network fits (argmax = given label):
+
+- ``loss``: 1 - p_given of that epoch (the small-loss criterion).
+- ``loss_ema<m>``: 1 - the bias-corrected moving average of p_given with momentum m per
+  epoch; ``loss_ema0.9`` is the trainer's ``loss_avg`` (model.label_issues).
+- ``loss_mean_all``: 1 - p_given averaged over every epoch so far.
+- ``margin_ema0.9``, ``margin_mean_all``: minus (p_given - max other p), averaged as named;
+  the mean over all epochs is the area under the margin (AUM) of Pleiss et al. 2020, in
+  probabilities.
+- ``loss_ema0.9_class_centred``: ``loss_ema0.9`` minus its mean over the samples given the
+  same label (per-class thresholds, as confident learning uses).
+- ``u2``: SOP's u^2 (SOP runs only).
+- ``clean_*``: the same from the un-augmented pass (--clean-pass).
+"""
+import contextlib
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks import accuracy  # noqa: E402
+
+EMA_MOMENTA = (0.8, 0.9, 0.95, 0.98)
+
+
+def ema(values, momentum):
+    """Bias-corrected exponential moving average over the first axis (epochs) of ``values``."""
+    average = np.zeros(values.shape[1:])
+    for value in values:
+        average = momentum * average + (1 - momentum) * value
+    return average / (1 - momentum ** len(values))
+
+
+def class_centred(scores, given):
+    """``scores`` minus their mean over the samples with the same given label."""
+    out = np.asarray(scores, np.float64).copy()
+    for label in np.unique(given):
+        out[given == label] -= out[given == label].mean()
+    return out
+
+
+def candidate_scores(p_given, p_rival, given, prefix=""):
+    """name -> (N,) score from the per-epoch (E, N) probabilities of the given label and of
+    the most probable other class, epochs 1..E."""
+    margin = p_given - p_rival
+    scores = {f"{prefix}loss": 1 - p_given[-1]}
+    for m in EMA_MOMENTA:
+        scores[f"{prefix}loss_ema{m}"] = 1 - ema(p_given, m)
+    scores[f"{prefix}loss_mean_all"] = 1 - p_given.mean(axis=0)
+    scores[f"{prefix}margin_ema0.9"] = -ema(margin, 0.9)
+    scores[f"{prefix}margin_mean_all"] = -margin.mean(axis=0)
+    scores[f"{prefix}loss_ema0.9_class_centred"] = class_centred(scores[f"{prefix}loss_ema0.9"], given)
+    return scores
+
+
+def given_and_rival(probs, given):
+    """(p of the given label, p of the most probable other class) as float64 numpy arrays."""
+    p_given = probs.gather(1, given.view(-1, 1)).squeeze(1)
+    rival = probs.scatter(1, given.view(-1, 1), -1.0).max(dim=1).values
+    return p_given.double().cpu().numpy(), rival.double().cpu().numpy()
+
+
+class EpochRecorder:
+    """Patches NoiseMonitor.on_epoch_end (while installed) to keep each epoch's probabilities."""
+
+    def __init__(self, clean_pass):
+        self.clean_pass = clean_pass
+        self.epochs = []      # per epoch: dict of (N,) arrays
+        self.given = self.clean = None
+
+    @contextlib.contextmanager
+    def installed(self):
+        from trainer import noise_monitor as nm
+        original = nm.NoiseMonitor.on_epoch_end
+        recorder = self
+
+        def on_epoch_end(monitor, epoch, trainer):
+            recorder.record(monitor, trainer, nm)
+            return original(monitor, epoch, trainer)
+
+        nm.NoiseMonitor.on_epoch_end = on_epoch_end
+        try:
+            yield self
+        finally:
+            nm.NoiseMonitor.on_epoch_end = original
+
+    def record(self, monitor, trainer, nm):
+        given = monitor.data.train_noisy
+        self.given, self.clean = given.cpu().numpy(), monitor.data.train_clean.cpu().numpy()
+        row = dict(zip(("p_given", "p_rival"), given_and_rival(monitor.logits.float().softmax(dim=1), given)))
+        if self.clean_pass:
+            loader = nm.training_set_loader(monitor.data, monitor.dataset, monitor.data.eval_batch_size,
+                                            trainer.device)
+            probs, _ = nm.predict_probs(trainer.forward, trainer.model, loader, trainer._autocast,
+                                        trainer._prepare)
+            row["clean_p_given"], row["clean_p_rival"] = given_and_rival(probs, given)
+        if trainer.sop is not None:
+            row["u2"] = (trainer.sop.u.detach().view(-1).double() ** 2).cpu().numpy()
+        self.epochs.append(row)
+
+    def report(self, epoch):
+        """name -> detection AUROC at ``epoch`` (1-based), plus the fitted shares."""
+        from model.metrics import auroc
+        rows = self.epochs[:epoch]
+        stacked = {key: np.stack([row[key] for row in rows]) for key in rows[-1]}
+        scores = candidate_scores(stacked["p_given"], stacked["p_rival"], self.given)
+        if "clean_p_given" in stacked:
+            scores.update(candidate_scores(stacked["clean_p_given"], stacked["clean_p_rival"], self.given, "clean_"))
+        if "u2" in stacked:
+            scores["u2"] = stacked["u2"][-1]
+        wrong = torch.as_tensor(self.given != self.clean)
+        result = {name: auroc(torch.as_tensor(values), wrong) for name, values in scores.items()}
+        fitted = stacked["p_given"][-1] > stacked["p_rival"][-1]
+        result["fits clean labels"] = float(fitted[~wrong.numpy()].mean())
+        result["fits wrong labels"] = float(fitted[wrong.numpy()].mean()) if wrong.any() else float("nan")
+        return result
+
+
+def report_epochs(text, epochs):
+    chosen = sorted({int(e) for e in text.split(",") if e.strip()} | {epochs}) if text else \
+        sorted(set(range(10, epochs, 10)) | {epochs})
+    return [e for e in chosen if 1 <= e <= epochs]
+
+
+def markdown(name, reports):
+    epochs = list(reports)
+    lines = [f"**{name}**", "", "| score | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
+             "|---|" + "---|" * len(epochs)]
+    for key in reports[epochs[-1]]:
+        values = [reports[e][key] for e in epochs]
+        cells = ["—" if v is None else f"{100 * v:.1f}%" if key.startswith("fits") else f"{v:.3f}" for v in values]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_parser():
+    p = accuracy.build_parser()
+    p.description = __doc__.split("\n\n")[0]
+    p.set_defaults(settings=["sym50"], methods=["ce", "sop"], work_dir="saved/detection_scores",
+                   out="saved/detection_scores/table.md")
+    p.add_argument("--clean-pass", action="store_true", help="also score an un-augmented pass every epoch")
+    p.add_argument("--report", default="", help="comma list of epochs to report (default: every 10 and the last)")
+    return p
+
+
+def main(argv=None):
+    import train
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.jobs != 1 or args.reuse:
+        parser.error("--jobs / --reuse: the runs train one after another in this process, recorded as they train; "
+                     "start several invocations (other --settings / --methods / --work-dir) to use more cores")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections, rows = [], []
+    for setting in args.settings:
+        for method in args.methods:
+            recorder = EpochRecorder(args.clean_pass)
+            with recorder.installed():
+                code = train.main(accuracy.train_argv(args, setting, method))
+            if code != 0:
+                print(f"[{setting} / {method}] train.py exit {code}", file=sys.stderr)
+                return 1
+            reports = {e: {k: None if np.isnan(v) else v for k, v in recorder.report(e).items()}   # NaN: no JSON
+                       for e in report_epochs(args.report, len(recorder.epochs))}
+            sections.append(markdown(f"{accuracy.SETTINGS[setting][0]}, {accuracy.METHODS[method][0]}", reports))
+            rows.append({"setting": setting, "method": method, "reports": reports})
+    command = "python benchmarks/detection_scores.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = (f"Command: `{command}`\n\nMachine: {accuracy.machine()}\n\nCIFAR-10, {args.subset or 'all'} training "
+            f"images per class, PreActResNet18 width {args.width}, {args.epochs} epochs, seed {args.seed}. "
+            f"Detection AUROC of each score against the true noise mask.\n\n" + "\n\n".join(sections) + "\n")
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump(rows, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
