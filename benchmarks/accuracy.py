@@ -245,6 +245,16 @@ def margins_table(rows):
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def write_outputs(out, text, rows):
+    """Print the markdown ``text`` and write it to ``out``, with ``rows`` as JSON beside it (same name, .json)."""
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump(rows, f, indent=2)
+
+
 def machine():
     import torch
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
@@ -277,12 +287,7 @@ def main(argv=None):
             f"SGD lr {args.lr} cosine, test every {args.eval_every} epochs; SOP's lr_u / lr_v: "
             f"{', '.join(f'{s} %g / %g' % sop_lrs(args, s) for s in args.settings)}. "
             f"Accuracies in %.\n\n{markdown_table(rows, args.seed)}\n\n{margins_table(rows)}\n")
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=2)
+    write_outputs(args.out, text, rows)
     return 1 if any("error" in row for row in rows) else 0
 
 

@@ -24,7 +24,6 @@ clean and of the wrong training labels the network fits (argmax = given label):
 - ``clean_*``: the same from the un-augmented pass (--clean-pass).
 """
 import contextlib
-import json
 import os
 import sys
 
@@ -185,12 +184,7 @@ def main(argv=None):
     text = (f"Command: `{command}`\n\nMachine: {accuracy.machine()}\n\nCIFAR-10, {args.subset or 'all'} training "
             f"images per class, PreActResNet18 width {args.width}, {args.epochs} epochs, seed {args.seed}. "
             f"Detection AUROC of each score against the true noise mask.\n\n" + "\n\n".join(sections) + "\n")
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=2)
+    accuracy.write_outputs(args.out, text, rows)
     return 0
 
 
