@@ -42,7 +42,7 @@ METHODS = {  # name -> (label, overrides)
     "sop+": ("SOP+", ["train_loss.type=sop", "train_loss.args.ratio_consistency=0.9",
                       "train_loss.args.ratio_balance=0.1"]),
     # a reference, not a method: cross-entropy that only learns from the truly clean labels, i.e. a
-    # network that never fits a wrong label (what SOP aims at); off by default (--methods ...,oracle)
+    # network never trained on a wrong label (what SOP aims at); off by default (--methods ...,oracle)
     "oracle": ("oracle: cross-entropy on clean labels only", ["train_loss.type=oracle_cross_entropy"]),
 }
 DEFAULT_METHODS = ["ce", "sop", "sop+"]

@@ -6,7 +6,7 @@ Trains the runs of benchmarks/accuracy.py (same options and defaults, same seeds
 script's --work-dir), one after another in this process, with the run's noise monitor
 recording every epoch the probability of the given label and of the strongest other class,
 from the training-time logits and, with --clean-pass, from an un-augmented eval-mode pass
-over the training set (which costs a test pass per epoch). Every candidate below estimates
+over the training set (one more pass over the training images per epoch). Every candidate below estimates
 how wrong the given label is (higher = more suspect) and is scored by detection AUROC
 against the true noise mask at the --report epochs; two more rows give the share of the
 clean and of the wrong training labels the network fits (argmax = given label):
@@ -20,7 +20,8 @@ clean and of the wrong training labels the network fits (argmax = given label):
   probabilities.
 - ``loss_ema0.9_class_centred``: ``loss_ema0.9`` minus its mean over the samples given the
   same label (per-class thresholds, as confident learning uses).
-- ``u2``: SOP's u^2 (SOP runs only).
+- ``u2``: SOP's clamp(u^2, 0, 1), the trainer's ``u2``; ``u2_unclamped``: u^2 itself, which
+  keeps the order of the samples the clamp ties at 1 (SOP runs only).
 - ``clean_*``: the same from the un-augmented pass (--clean-pass).
 """
 import contextlib
@@ -122,7 +123,8 @@ class EpochRecorder:
         if "clean_p_given" in stacked:
             scores.update(candidate_scores(stacked["clean_p_given"], stacked["clean_p_rival"], self.given, "clean_"))
         if "u2" in stacked:
-            scores["u2"] = stacked["u2"][-1]
+            scores["u2"] = np.clip(stacked["u2"][-1], 0, 1)
+            scores["u2_unclamped"] = stacked["u2"][-1]
         wrong = torch.as_tensor(self.given != self.clean)
         result = {name: auroc(torch.as_tensor(values), wrong) for name, values in scores.items()}
         fitted = stacked["p_given"][-1] > stacked["p_rival"][-1]
@@ -155,6 +157,9 @@ def build_parser():
                    out="saved/detection_scores/table.md")
     p.add_argument("--clean-pass", action="store_true", help="also score an un-augmented pass every epoch")
     p.add_argument("--report", default="", help="comma list of epochs to report (default: every 10 and the last)")
+    for action in p._actions:
+        if action.dest == "threads":
+            action.help = "torch threads of this process, which trains every run (0: torch's default)"
     return p
 
 
@@ -165,6 +170,12 @@ def main(argv=None):
     if args.jobs != 1 or args.reuse:
         parser.error("--jobs / --reuse: the runs train one after another in this process, recorded as they train; "
                      "start several invocations (other --settings / --methods / --work-dir) to use more cores")
+    try:
+        wanted = [int(e) for e in args.report.split(",") if e.strip()]
+    except ValueError:
+        parser.error(f"--report: expected a comma list of epochs; got {args.report!r}")
+    if any(not 1 <= e <= args.epochs for e in wanted):
+        parser.error(f"--report: epochs must lie in 1..{args.epochs}; got {args.report!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     sections, rows = [], []
@@ -173,19 +184,22 @@ def main(argv=None):
             recorder = EpochRecorder(args.clean_pass)
             with recorder.installed():
                 code = train.main(accuracy.train_argv(args, setting, method))
-            if code != 0:
+            name = f"{accuracy.SETTINGS[setting][0]}, {accuracy.METHODS[method][0]}"
+            if code != 0 or not recorder.epochs:   # keep the sections already measured
                 print(f"[{setting} / {method}] train.py exit {code}", file=sys.stderr)
-                return 1
+                sections.append(f"**{name}**: train.py exit {code}, nothing recorded")
+                rows.append({"setting": setting, "method": method, "error": f"train.py exit {code}"})
+                continue
             reports = {e: {k: None if np.isnan(v) else v for k, v in recorder.report(e).items()}   # NaN: no JSON
                        for e in report_epochs(args.report, len(recorder.epochs))}
-            sections.append(markdown(f"{accuracy.SETTINGS[setting][0]}, {accuracy.METHODS[method][0]}", reports))
+            sections.append(markdown(name, reports))
             rows.append({"setting": setting, "method": method, "reports": reports})
     command = "python benchmarks/detection_scores.py " + " ".join(sys.argv[1:] if argv is None else argv)
     text = (f"Command: `{command}`\n\nMachine: {accuracy.machine()}\n\nCIFAR-10, {args.subset or 'all'} training "
             f"images per class, PreActResNet18 width {args.width}, {args.epochs} epochs, seed {args.seed}. "
             f"Detection AUROC of each score against the true noise mask.\n\n" + "\n\n".join(sections) + "\n")
     accuracy.write_outputs(args.out, text, rows)
-    return 0
+    return 1 if any("error" in row for row in rows) else 0
 
 
 if __name__ == "__main__":

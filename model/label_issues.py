@@ -32,9 +32,9 @@ overestimated the noise rate more for symmetric noise and underestimated it
 badly for 40% asymmetric noise at lr_u 1 (0.08 for 0.20 realised; ``loss_avg``
 0.14). Averaging p over about ten epochs matters: one epoch's probabilities
 come from augmented views of a network still moving (cross-entropy, 300
-images per class: 0.683 averaged against 0.613). How it is averaged does not:
-for SOP, momenta 0.8 to 0.98, the mean over all epochs and the same from an
-un-augmented eval-mode pass ranked within 0.005 of it, and margins, per-class
+images per class: 0.683 averaged against 0.613). For SOP, how it is averaged
+does not: momenta 0.8 to 0.98, the mean over all epochs and the same from an
+un-augmented eval-mode pass ranked within 0.007 of it, and margins, per-class
 centring and u^2 ranked worse (benchmarks/detection_scores.py; README).
 
 Because every score is an estimate of P(wrong), the estimated noise rate is

@@ -62,3 +62,32 @@ def test_parallel_jobs_are_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         ds.main(["--jobs", "2"])
     assert exit_info.value.code == 2 and "one after another" in capsys.readouterr().err
+
+
+def test_u2_is_clamped_like_the_trainers_and_also_reported_unclamped():
+    recorder = ds.EpochRecorder(clean_pass=False)
+    recorder.given, recorder.clean = np.array([0, 0, 0, 0]), np.array([0, 0, 1, 1])   # samples 2, 3 wrong
+    recorder.epochs = [{"p_given": np.array([0.9, 0.8, 0.3, 0.6]), "p_rival": np.array([0.1, 0.2, 0.7, 0.4]),
+                        "u2": np.array([0.5, 2.0, 3.0, 0.2])}]
+    report = recorder.report(1)
+    # unclamped: 3.0 beats 0.5 and 2.0, 0.2 beats neither -> 2 of 4 pairs
+    assert report["u2_unclamped"] == pytest.approx(0.5)
+    # clamped to [0.5, 1, 1, 0.2]: 1 beats 0.5 and ties 1 (half a pair) -> 1.5 of 4
+    assert report["u2"] == pytest.approx(0.375)
+    assert report["fits clean labels"] == 1.0 and report["fits wrong labels"] == 0.5
+
+
+def test_report_epochs_outside_the_run_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ds.main(["--epochs", "5", "--report", "3,9"])
+    assert exit_info.value.code == 2 and "1..5" in capsys.readouterr().err
+
+
+def test_a_failed_run_is_a_section_and_the_table_is_still_written(cifar10_dir, tmp_path):
+    out = tmp_path / "table.md"
+    argv = ["--data-dir", cifar10_dir, "--epochs", "2", "--work-dir", str(tmp_path / "runs"), "--out", str(out),
+            "-o", "arch.args.width=-3", "--methods", "ce"]
+    assert ds.main(argv) == 1
+    (row,) = json.load(open(tmp_path / "table.json"))
+    assert row == {"setting": "sym50", "method": "ce", "error": "train.py exit 2"}
+    assert "**50% symmetric, cross-entropy**: train.py exit 2, nothing recorded" in out.read_text()

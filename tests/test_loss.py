@@ -90,13 +90,14 @@ def test_oracle_cross_entropy_counts_only_the_clean_samples_hand_computed():
     logits = torch.tensor([[0.0, 0.0], [0.0, 0.0], [2.0, 0.0], [2.0, 0.0]], requires_grad=True)
     labels = torch.tensor([0, 1, 0, 1])
     keep = torch.tensor([True, False, True, False])
-    terms = oracle_cross_entropy_loss(logits, labels, keep, keep_fraction=0.5, share=0.5)
-    expected = (math.log(2) + math.log(1 + math.exp(-2))) / (4 * 0.5)
+    # the run keeps a quarter of its labels, this batch half: the normaliser is the run's, not the batch's
+    terms = oracle_cross_entropy_loss(logits, labels, keep, keep_fraction=0.25, share=0.5)
+    expected = (math.log(2) + math.log(1 + math.exp(-2))) / (4 * 0.25)
     assert terms["ce"].item() == pytest.approx(expected) and terms["loss"].item() == pytest.approx(0.5 * expected)
     terms["loss"].backward()
     assert torch.equal(logits.grad[1], torch.zeros(2)) and torch.equal(logits.grad[3], torch.zeros(2))
-    # softmax([0, 0]) - onehot(0) = [-1/2, 1/2], times share / (N * keep_fraction) = 0.5 / 2
-    assert torch.allclose(logits.grad[0], torch.tensor([-0.125, 0.125]))
+    # softmax([0, 0]) - onehot(0) = [-1/2, 1/2], times share / (N * keep_fraction) = 0.5 / 1
+    assert torch.allclose(logits.grad[0], torch.tensor([-0.25, 0.25]))
 
 
 def test_oracle_cross_entropy_with_every_label_kept_is_plain_cross_entropy():

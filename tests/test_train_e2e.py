@@ -12,6 +12,7 @@ import torch
 
 import parse_config
 import train
+from data_loader.loaders import Batch
 from trainer.trainer import Trainer
 from utils.errors import ConfigError
 
@@ -112,11 +113,28 @@ def test_cross_entropy_baseline_runs(tiny_run_args, tmp_path):
     assert state["sop"] is None
 
 
-def test_oracle_trains_on_clean_labels_only(tiny_run_args, tmp_path):
+def test_oracle_run_completes_without_sop_state(tiny_run_args, tmp_path):
     assert train.main(tiny_run_args + ["--epochs", "1", "-o", "train_loss.type=oracle_cross_entropy"]) == 0
     run_dir = only_run_dir(tmp_path / "saved")
     assert torch.load(os.path.join(run_dir, "checkpoint-latest.pth"), weights_only=True)["sop"] is None
     assert "loss oracle_cross_entropy" in open(os.path.join(run_dir, "train.log")).read()
+
+
+def test_oracle_step_weights_the_batch_rows_by_their_training_set_index(tmp_path):
+    """Rows 0 and 2 of the training set carry wrong labels; the batch holds rows 3, 2, 1, 0 in that order,
+    so the keep mask must be read at batch.index (reading it by batch position would keep rows 3 and 1)."""
+    config = parse_config.complete_config({"train_loss": {"type": "oracle_cross_entropy"}})
+    given, clean = torch.tensor([1, 0, 1, 0]), torch.tensor([0, 0, 0, 0])
+    data = SimpleNamespace(train_noisy=given, train_clean=clean, val_loader=None)
+    model = torch.nn.Linear(3, 2)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.0), None, data, config, str(tmp_path),
+                      None, None, torch.device("cpu"))
+    index = torch.tensor([3, 2, 1, 0])
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    _, terms = trainer.train_step(Batch(index=index, x=x, y=given[index], x_strong=None, global_size=None))
+    per_sample = torch.nn.functional.cross_entropy(model(x), given[index], reduction="none").detach()
+    # kept: training rows 3 and 1 = batch positions 0 and 2; keep fraction 2 / 4
+    assert terms["loss"].item() == pytest.approx(float(per_sample[0] + per_sample[2]) / (4 * 0.5))
 
 
 def test_oracle_without_a_correct_label_is_a_config_error(tmp_path):
