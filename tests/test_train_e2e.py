@@ -137,6 +137,20 @@ def test_oracle_step_weights_the_batch_rows_by_their_training_set_index(tmp_path
     assert terms["loss"].item() == pytest.approx(float(per_sample[0] + per_sample[2]) / (4 * 0.5))
 
 
+def test_oracle_run_without_a_correct_label_exits_2_and_leaves_no_run_directory(tiny_run_args, tmp_path,
+                                                                               monkeypatch, capsys):
+    from data_loader import build
+    real = build.noisy_labels_for
+
+    def every_label_wrong(config, cifar):
+        _, clean = real(config, cifar)
+        return (clean + 1) % 10, clean
+    monkeypatch.setattr(build, "noisy_labels_for", every_label_wrong)
+    assert train.main(tiny_run_args + ["--epochs", "1", "-o", "train_loss.type=oracle_cross_entropy"]) == 2
+    assert "no training label is correct" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "saved") or not glob.glob(str(tmp_path / "saved" / "*" / "*"))
+
+
 def test_oracle_without_a_correct_label_is_a_config_error(tmp_path):
     config = parse_config.complete_config({"train_loss": {"type": "oracle_cross_entropy"}})
     data = SimpleNamespace(train_noisy=torch.tensor([1, 0]), train_clean=torch.tensor([0, 1]), val_loader=None)
