@@ -134,10 +134,10 @@ def flat(config, prefix=""):
 
 def result_keys(config):
     """Flattened config without the keys that cannot change a run's numbers: the evaluation batch
-    size, and SOP's loss arguments when the loss is cross-entropy."""
+    size, and SOP's loss arguments when the loss is not SOP's."""
     keys = dict(flat(config))
     keys.pop("data_loader.eval_batch_size", None)
-    if keys.get("train_loss.type") in ("cross_entropy", "oracle_cross_entropy"):
+    if keys.get("train_loss.type", "sop") != "sop":
         keys = {k: v for k, v in keys.items() if not k.startswith("train_loss.args.")}
     return keys
 

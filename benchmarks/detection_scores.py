@@ -24,6 +24,7 @@ clean and of the wrong training labels the network fits (argmax = given label):
   keeps the order of the samples the clamp ties at 1 (SOP runs only).
 - ``clean_*``: the same from the un-augmented pass (--clean-pass).
 """
+import argparse
 import contextlib
 import os
 import sys
@@ -70,10 +71,11 @@ def candidate_scores(p_given, p_rival, given, prefix=""):
 
 
 def given_and_rival(probs, given):
-    """(p of the given label, p of the most probable other class) as float64 numpy arrays."""
+    """(p of the given label, p of the most probable other class) as float32 numpy arrays (a full-length
+    all-data run keeps 2-4 of them per epoch)."""
     p_given = probs.gather(1, given.view(-1, 1)).squeeze(1)
     rival = probs.scatter(1, given.view(-1, 1), -1.0).max(dim=1).values
-    return p_given.double().cpu().numpy(), rival.double().cpu().numpy()
+    return p_given.float().cpu().numpy(), rival.float().cpu().numpy()
 
 
 class EpochRecorder:
@@ -111,7 +113,7 @@ class EpochRecorder:
                                         trainer._prepare)
             row["clean_p_given"], row["clean_p_rival"] = given_and_rival(probs, given)
         if trainer.sop is not None:
-            row["u2"] = (trainer.sop.u.detach().view(-1).double() ** 2).cpu().numpy()
+            row["u2"] = (trainer.sop.u.detach().view(-1).float() ** 2).cpu().numpy()
         self.epochs.append(row)
 
     def report(self, epoch):
@@ -133,10 +135,16 @@ class EpochRecorder:
         return result
 
 
-def report_epochs(text, epochs):
-    chosen = sorted({int(e) for e in text.split(",") if e.strip()} | {epochs}) if text else \
-        sorted(set(range(10, epochs, 10)) | {epochs})
-    return [e for e in chosen if 1 <= e <= epochs]
+def report_epochs(wanted, epochs):
+    """The epochs to report: ``wanted`` (default every 10th) and always the last one."""
+    return sorted(set(wanted or range(10, epochs, 10)) | {epochs})
+
+
+def epoch_list(text):
+    try:
+        return [int(e) for e in text.split(",") if e.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of epochs; got {text!r}") from None
 
 
 def markdown(name, reports):
@@ -156,7 +164,8 @@ def build_parser():
     p.set_defaults(settings=["sym50"], methods=["ce", "sop"], work_dir="saved/detection_scores",
                    out="saved/detection_scores/table.md")
     p.add_argument("--clean-pass", action="store_true", help="also score an un-augmented pass every epoch")
-    p.add_argument("--report", default="", help="comma list of epochs to report (default: every 10 and the last)")
+    p.add_argument("--report", type=epoch_list, default=[],
+                   help="comma list of epochs to report (default: every 10th); the last is always reported")
     for action in p._actions:
         if action.dest == "threads":
             action.help = "torch threads of this process, which trains every run (0: torch's default)"
@@ -170,12 +179,8 @@ def main(argv=None):
     if args.jobs != 1 or args.reuse:
         parser.error("--jobs / --reuse: the runs train one after another in this process, recorded as they train; "
                      "start several invocations (other --settings / --methods / --work-dir) to use more cores")
-    try:
-        wanted = [int(e) for e in args.report.split(",") if e.strip()]
-    except ValueError:
-        parser.error(f"--report: expected a comma list of epochs; got {args.report!r}")
-    if any(not 1 <= e <= args.epochs for e in wanted):
-        parser.error(f"--report: epochs must lie in 1..{args.epochs}; got {args.report!r}")
+    if any(not 1 <= e <= args.epochs for e in args.report):
+        parser.error(f"--report: epochs must lie in 1..{args.epochs}; got {args.report}")
     if args.threads:
         torch.set_num_threads(args.threads)
     sections, rows = [], []

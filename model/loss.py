@@ -1,5 +1,5 @@
-"""SOP / SOP+ loss (matching the official implementation), plain cross-entropy and the
-clean-label oracle.
+"""SOP / SOP+ loss (matching the official implementation) and cross-entropy (optionally
+per-sample weighted, which the clean-label oracle uses).
 
 Both return a dict of scalar tensors: ``loss`` (what is backpropagated) and
 each term, so the trainer can log them and name them when one is not finite.
@@ -59,17 +59,13 @@ def sop_loss(logits, labels, u_rows, v_rows, logits_strong=None, ratio_consisten
     return terms
 
 
-def cross_entropy_loss(logits, labels, share=1.0, **_):
-    ce = F.cross_entropy(logits, labels)
-    return {"ce": ce, "loss": share * ce}
-
-
-def oracle_cross_entropy_loss(logits, labels, keep, keep_fraction, share=1.0):
-    """Cross-entropy on the samples whose given label is correct (``keep``) only: a reference
-    that needs the true labels. ``keep_fraction`` (kept share of the training set) is a constant
-    normaliser, so the loss is an unbiased estimate of the mean cross-entropy over the clean
-    samples that needs no count of the kept rows across ranks."""
-    per_sample = F.cross_entropy(logits, labels, reduction="none")
-    kept = keep.to(per_sample.dtype)
-    ce = (per_sample * kept).sum() / (len(labels) * keep_fraction)
+def cross_entropy_loss(logits, labels, share=1.0, weight=None, **_):
+    """Mean cross-entropy; with per-sample ``weight``, the mean of weight * CE. The clean-label
+    oracle weighs each sample by keep / (kept fraction of the training set): a constant
+    normaliser, so the loss is an unbiased estimate of the clean samples' mean cross-entropy
+    that needs no count of the kept rows across ranks."""
+    if weight is None:
+        ce = F.cross_entropy(logits, labels)
+    else:
+        ce = (F.cross_entropy(logits, labels, reduction="none") * weight).mean()
     return {"ce": ce, "loss": share * ce}

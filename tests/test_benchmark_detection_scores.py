@@ -32,8 +32,8 @@ def test_class_centred_uses_each_given_label_separately():
 
 
 def test_report_epochs_default_every_ten_and_the_last():
-    assert ds.report_epochs("", 35) == [10, 20, 30, 35]
-    assert ds.report_epochs("5,50", 40) == [5, 40]
+    assert ds.report_epochs([], 35) == [10, 20, 30, 35]
+    assert ds.report_epochs([5, 40], 40) == [5, 40] and ds.report_epochs([5], 40) == [5, 40]
 
 
 def test_tiny_run_matches_the_trainers_own_candidates(cifar10_dir, tmp_path):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from model.loss import balance_term, consistency_term, cross_entropy_loss, oracle_cross_entropy_loss, sop_loss
+from model.loss import balance_term, consistency_term, cross_entropy_loss, sop_loss
 
 
 def one_sample(u=0.5, v=0.2):
@@ -85,22 +85,22 @@ def test_sop_plus_adds_weighted_terms():
     assert "consistency" not in sop_loss(logits, labels, u, v, None, ratio_consistency=0.9)
 
 
-def test_oracle_cross_entropy_counts_only_the_clean_samples_hand_computed():
+def test_weighted_cross_entropy_as_the_oracle_uses_it_hand_computed():
     # 2 classes; per-sample CE: [ln 2, ln 2, ln(1 + e^-2), ln(1 + e^2)] for logits [0, 0], [0, 0], [2, 0], [2, 0]
     logits = torch.tensor([[0.0, 0.0], [0.0, 0.0], [2.0, 0.0], [2.0, 0.0]], requires_grad=True)
     labels = torch.tensor([0, 1, 0, 1])
-    keep = torch.tensor([True, False, True, False])
-    # the run keeps a quarter of its labels, this batch half: the normaliser is the run's, not the batch's
-    terms = oracle_cross_entropy_loss(logits, labels, keep, keep_fraction=0.25, share=0.5)
+    # the run keeps a quarter of its labels (weight keep / 0.25), this batch half: the normaliser is the run's
+    weight = torch.tensor([1.0, 0.0, 1.0, 0.0]) / 0.25
+    terms = cross_entropy_loss(logits, labels, share=0.5, weight=weight)
     expected = (math.log(2) + math.log(1 + math.exp(-2))) / (4 * 0.25)
     assert terms["ce"].item() == pytest.approx(expected) and terms["loss"].item() == pytest.approx(0.5 * expected)
     terms["loss"].backward()
     assert torch.equal(logits.grad[1], torch.zeros(2)) and torch.equal(logits.grad[3], torch.zeros(2))
-    # softmax([0, 0]) - onehot(0) = [-1/2, 1/2], times share / (N * keep_fraction) = 0.5 / 1
+    # softmax([0, 0]) - onehot(0) = [-1/2, 1/2], times share * weight / N = 0.5 * 4 / 4
     assert torch.allclose(logits.grad[0], torch.tensor([-0.25, 0.25]))
 
 
-def test_oracle_cross_entropy_with_every_label_kept_is_plain_cross_entropy():
+def test_cross_entropy_with_unit_weights_is_plain_cross_entropy():
     logits, labels = torch.randn(6, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 0, 1, 2])
-    oracle = oracle_cross_entropy_loss(logits, labels, torch.ones(6, dtype=torch.bool), keep_fraction=1.0)
-    assert oracle["loss"].item() == pytest.approx(cross_entropy_loss(logits, labels)["loss"].item())
+    weighted = cross_entropy_loss(logits, labels, weight=torch.ones(6))
+    assert weighted["loss"].item() == pytest.approx(cross_entropy_loss(logits, labels)["loss"].item())

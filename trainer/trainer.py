@@ -7,7 +7,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from model.loss import cross_entropy_loss, oracle_cross_entropy_loss, sop_loss
+from model.loss import cross_entropy_loss, sop_loss
 from trainer.best import BestEpochs
 from trainer.checkpoint import BEST, LATEST, save_atomic
 from utils.dist import (DistInfo, all_gather_rows, broadcast_buffers, differentiable_sum, max_across_ranks,
@@ -49,13 +49,13 @@ class Trainer:
         loss_args = config["train_loss"]["args"]
         self.ratio_consistency = float(loss_args.get("ratio_consistency", 0.0))
         self.ratio_balance = float(loss_args.get("ratio_balance", 0.0))
-        self.oracle_keep = None
+        self.ce_weight = None   # per training sample; the oracle's keep / kept fraction (model.loss)
         if config["train_loss"]["type"] == "oracle_cross_entropy":
-            self.oracle_keep = data.train_noisy == data.train_clean
-            self.oracle_fraction = float(self.oracle_keep.float().mean())
-            if self.oracle_fraction == 0:
+            keep = (data.train_noisy == data.train_clean).float()
+            if not keep.any():
                 raise ConfigError("train_loss.type oracle_cross_entropy: no training label is correct, "
                                   "so there is nothing to train on")
+            self.ce_weight = keep / keep.mean()
         self.epochs = config["trainer"]["epochs"]
         self.best = BestEpochs(config["trainer"]["monitor"], data.val_loader is not None)
         self.start_epoch = 0
@@ -90,11 +90,9 @@ class Trainer:
             batch_mean = (lambda q: differentiable_sum(q.sum(dim=0)) / global_size) if self.dist.enabled else None
             terms = sop_loss(logits, batch.y, u_rows, v_rows, logits_strong,
                              self.ratio_consistency, self.ratio_balance, share=share, batch_mean=batch_mean)
-        elif self.oracle_keep is not None:
-            terms = oracle_cross_entropy_loss(logits, batch.y, self.oracle_keep[batch.index], self.oracle_fraction,
-                                              share=share)
         else:
-            terms = cross_entropy_loss(logits, batch.y, share=share)
+            weight = None if self.ce_weight is None else self.ce_weight[batch.index]
+            terms = cross_entropy_loss(logits, batch.y, share=share, weight=weight)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
         if self.sop is not None:
