@@ -128,9 +128,13 @@ def build_and_train(config, run_dir, resume_path, dist):
         metrics = MetricsWriter(run_dir, trainer_cfg["tensorboard"], start_epoch=trainer.start_epoch)
         trainer.metrics = metrics
         log.info(f"run directory: {run_dir}")
+        # the realised rate is over the whole training set; a subset or a validation split has its own
+        train_rate = float((data.train_noisy != data.train_clean).float().mean())
+        whole = len(data.label_record["clean_labels"]) == data.num_train
+        subset = "" if whole else f" ({train_rate:.4f} of the training images)"
         log.info(f"device {device} | {config['data_loader']['dataset']} | {data.num_train} training images | "
-                 f"noise {config['noise']['type']} rate {config['noise']['rate']} -> realised {data.noise_rate:.4f} "
-                 f"| loss {config['train_loss']['type']}"
+                 f"noise {config['noise']['type']} rate {config['noise']['rate']} -> realised {data.noise_rate:.4f}"
+                 f"{subset} | loss {config['train_loss']['type']}"
                  + (f" | world size {dist.world_size}" if dist.enabled else ""))
         if state is not None:
             epochs_done, steps = checkpoint_position(state)

@@ -113,6 +113,17 @@ def test_cross_entropy_baseline_runs(tiny_run_args, tmp_path):
     assert state["sop"] is None
 
 
+def test_log_gives_the_realised_noise_of_a_training_subset(tiny_run_args, tmp_path):
+    assert train.main(tiny_run_args + ["--epochs", "1", "-o", "data_loader.train_subset=6"]) == 0
+    run_dir = only_run_dir(tmp_path / "saved")
+    labels = np.load(os.path.join(run_dir, "labels.npz"))
+    index = labels["train_index"]
+    whole = np.mean(labels["noisy_labels"] != labels["clean_labels"])
+    subset = np.mean(labels["noisy_labels"][index] != labels["clean_labels"][index])
+    assert len(index) == 60 and whole != subset
+    assert f"realised {whole:.4f} ({subset:.4f} of the training images)" in open(os.path.join(run_dir, "train.log")).read()
+
+
 def test_oracle_run_completes_without_sop_state(tiny_run_args, tmp_path):
     assert train.main(tiny_run_args + ["--epochs", "1", "-o", "train_loss.type=oracle_cross_entropy"]) == 0
     run_dir = only_run_dir(tmp_path / "saved")
