@@ -124,6 +124,15 @@ def test_log_gives_the_realised_noise_of_a_training_subset(tiny_run_args, tmp_pa
     assert f"realised {whole:.4f} ({subset:.4f} of the training images)" in open(os.path.join(run_dir, "train.log")).read()
 
 
+def test_progress_bar_stays_off_when_output_is_not_a_terminal(cifar10_dir, tmp_path, capsys):
+    args = ["-c", "config_cifar10.json", "--data_dir", cifar10_dir, "--bs", "64", "--epochs", "1",
+            "-o", "arch.args.width=8", "-o", f"trainer.save_dir={tmp_path / 'saved'}",
+            "-o", "data_loader.eval_batch_size=100", "-o", "trainer.progress_bar=true"]
+    assert train.main(args) == 0
+    out = capsys.readouterr()
+    assert "epoch   1/1 |" in out.out + out.err and "it/s" not in out.err and "\r" not in out.err
+
+
 def test_oracle_run_completes_without_sop_state(tiny_run_args, tmp_path):
     assert train.main(tiny_run_args + ["--epochs", "1", "-o", "train_loss.type=oracle_cross_entropy"]) == 0
     run_dir = only_run_dir(tmp_path / "saved")

@@ -133,7 +133,8 @@ class Trainer:
         pending, start = [], time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.epochs}", leave=False, dynamic_ncols=True,
                    total=num_batches, initial=first if exact else 0,
-                   disable=not self.config["trainer"]["progress_bar"])
+                   # None: only on a terminal, so piped or redirected output gets no bar refreshes
+                   disable=None if self.config["trainer"]["progress_bar"] else True)
         batches = iter(bar)
         if first and not exact:
             # e.g. PILLoader: replay the epoch's batch order and drop the done batches. Their
