@@ -78,7 +78,9 @@ def check_world_size(config, dist):
                           f"{dist.world_size}: it is the global batch, split evenly over the processes")
 
 
-def build_and_train(config, run_dir, resume_path, dist):
+def build_and_train(config, run_dir, resume_path, dist, callbacks=()):
+    """Build everything and train; ``callbacks`` (trainer callback objects, see Trainer) run after
+    the noise monitor, e.g. a benchmark's recorder."""
     check_world_size(config, dist)
     seed_everything(config["seed"])
     device = resolve_device()
@@ -100,7 +102,7 @@ def build_and_train(config, run_dir, resume_path, dist):
     trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
                       sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
                       channels_last=channels_last, compiled_model=forward, train_forward=train_forward, dist=dist,
-                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"])])
+                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"]), *callbacks])
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         try:
             trainer.load_state_dict(state)
@@ -159,12 +161,13 @@ def build_and_train(config, run_dir, resume_path, dist):
         close_text_logger(log)
 
 
-def main(argv=None):
+def main(argv=None, callbacks=()):
+    """Exit code of one run; ``callbacks`` as in `build_and_train` (for in-process callers)."""
     dist = init_distributed()   # a no-op without torchrun
     try:
         config, run_dir, resume_path = parse_args(argv)
         run_dir = broadcast_object(run_dir)   # rank 0's name (it holds a timestamp)
-        build_and_train(config, run_dir, resume_path, dist)
+        build_and_train(config, run_dir, resume_path, dist, callbacks)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

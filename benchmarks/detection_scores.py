@@ -25,7 +25,6 @@ clean and of the wrong training labels the network fits (argmax = given label):
 - ``clean_*``: the same from the un-augmented pass (--clean-pass).
 """
 import argparse
-import contextlib
 import os
 import sys
 
@@ -79,30 +78,24 @@ def given_and_rival(probs, given):
 
 
 class EpochRecorder:
-    """Patches NoiseMonitor.on_epoch_end (while installed) to keep each epoch's probabilities."""
+    """A trainer callback (`train.main(argv, callbacks=[...])`) that keeps each epoch's
+    probabilities: the noise monitor's training-time logits, read after it, and optionally an
+    un-augmented pass."""
 
     def __init__(self, clean_pass):
         self.clean_pass = clean_pass
         self.epochs = []      # per epoch: dict of (N,) arrays
         self.given = self.clean = None
 
-    @contextlib.contextmanager
-    def installed(self):
+    def on_batch(self, batch, logits):
+        pass   # the noise monitor already keeps every sample's latest logits
+
+    def on_fit_end(self, trainer):
+        pass
+
+    def on_epoch_end(self, epoch, trainer):
         from trainer import noise_monitor as nm
-        original = nm.NoiseMonitor.on_epoch_end
-        recorder = self
-
-        def on_epoch_end(monitor, epoch, trainer):
-            recorder.record(monitor, trainer, nm)
-            return original(monitor, epoch, trainer)
-
-        nm.NoiseMonitor.on_epoch_end = on_epoch_end
-        try:
-            yield self
-        finally:
-            nm.NoiseMonitor.on_epoch_end = original
-
-    def record(self, monitor, trainer, nm):
+        monitor = next(cb for cb in trainer.callbacks if isinstance(cb, nm.NoiseMonitor))
         given = monitor.data.train_noisy
         self.given, self.clean = given.cpu().numpy(), monitor.data.train_clean.cpu().numpy()
         row = dict(zip(("p_given", "p_rival"), given_and_rival(monitor.logits.float().softmax(dim=1), given)))
@@ -115,6 +108,7 @@ class EpochRecorder:
         if trainer.sop is not None:
             row["u2"] = (trainer.sop.u.detach().view(-1).float() ** 2).cpu().numpy()
         self.epochs.append(row)
+        return {}
 
     def report(self, epoch):
         """name -> detection AUROC at ``epoch`` (1-based), plus the fitted shares."""
@@ -187,8 +181,7 @@ def main(argv=None):
     for setting in args.settings:
         for method in args.methods:
             recorder = EpochRecorder(args.clean_pass)
-            with recorder.installed():
-                code = train.main(accuracy.train_argv(args, setting, method))
+            code = train.main(accuracy.train_argv(args, setting, method), callbacks=[recorder])
             name = f"{accuracy.SETTINGS[setting][0]}, {accuracy.METHODS[method][0]}"
             if code != 0 or not recorder.epochs:   # keep the sections already measured
                 print(f"[{setting} / {method}] train.py exit {code}", file=sys.stderr)
