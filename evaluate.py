@@ -76,8 +76,8 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     model = to_layout(model, channels_last)
     run_as_trained = dict(autocast=lambda: autocast(device, amp), prepare=lambda x: to_layout(x, channels_last))
     test_probs, test_labels = predict_probs(model, model, data.test_loader, **run_as_trained)
-    train_probs, _ = predict_probs(model, model, training_set_loader(data, config["data_loader"]["dataset"],
-                                                                  data.eval_batch_size, device), **run_as_trained)
+    train_probs, _ = predict_probs(model, model, training_set_loader(data, data.eval_batch_size, device),
+                                   **run_as_trained)
     monitor = next((s for s in state.get("callbacks") or () if s and "prob_ema" in s), None)
     try:
         return export_label_issues(path, data, train_probs, averaged_probs(monitor, train_probs), extra={

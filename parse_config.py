@@ -169,7 +169,7 @@ def run_tag(config):
     if noise["type"] == "human":
         tag = f"human-{noise['label_set']}"
     elif noise["type"] == "clean" or noise["rate"] == 0:
-        tag = "clean"
+        tag = "given" if dataset == "folder" else "clean"   # a folder's labels may be wrong
     else:
         tag = f"{noise['type']}{round(noise['rate'] * 100):g}"
     return f"{dataset}_{tag}_{time.strftime('%m%d_%H%M%S')}"

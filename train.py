@@ -78,6 +78,20 @@ def check_world_size(config, dist):
                           f"{dist.world_size}: it is the global batch, split evenly over the processes")
 
 
+def noise_description(config, data):
+    """The run log's noise part: configured and realised rates, or that the true labels are unknown."""
+    noise = config["noise"]
+    if data.train_clean is None:
+        return "labels as given in the folders (true labels unknown: label_issues.csv, no detection metrics)"
+    text = f"noise {noise['type']} rate {noise['rate']} -> realised {data.noise_rate:.4f}"
+    if config["data_loader"]["dataset"] == "folder":
+        text += " on top of the folders' labels (taken as true)"
+    # the realised rate is over the whole training set; a subset or a validation split has its own
+    if len(data.label_record["noisy_labels"]) != data.num_train:
+        text += f" ({float((data.train_noisy != data.train_clean).float().mean()):.4f} of the training images)"
+    return text
+
+
 def build_and_train(config, run_dir, resume_path, dist, callbacks=()):
     """Build everything and train; ``callbacks`` (trainer callback objects, see Trainer) run after
     the noise monitor, e.g. a benchmark's recorder."""
@@ -102,7 +116,7 @@ def build_and_train(config, run_dir, resume_path, dist, callbacks=()):
     trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
                       sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
                       channels_last=channels_last, compiled_model=forward, train_forward=train_forward, dist=dist,
-                      callbacks=[NoiseMonitor(data, config["data_loader"]["dataset"]), *callbacks])
+                      callbacks=[NoiseMonitor(data), *callbacks])
     if state is not None:  # before anything is written: a checkpoint that does not fit changes nothing
         try:
             trainer.load_state_dict(state)
@@ -130,19 +144,14 @@ def build_and_train(config, run_dir, resume_path, dist, callbacks=()):
         metrics = MetricsWriter(run_dir, trainer_cfg["tensorboard"], start_epoch=trainer.start_epoch)
         trainer.metrics = metrics
         log.info(f"run directory: {run_dir}")
-        # the realised rate is over the whole training set; a subset or a validation split has its own
-        train_rate = float((data.train_noisy != data.train_clean).float().mean())
-        whole = len(data.label_record["clean_labels"]) == data.num_train
-        subset = "" if whole else f" ({train_rate:.4f} of the training images)"
         log.info(f"device {device} | {config['data_loader']['dataset']} | {data.num_train} training images | "
-                 f"noise {config['noise']['type']} rate {config['noise']['rate']} -> realised {data.noise_rate:.4f}"
-                 f"{subset} | loss {config['train_loss']['type']}"
+                 f"{noise_description(config, data)} | loss {config['train_loss']['type']}"
                  + (f" | world size {dist.world_size}" if dist.enabled else ""))
         if state is not None:
             epochs_done, steps = checkpoint_position(state)
             log.info(f"resuming from {resume_path} after epoch {epochs_done}"
                      + (f" and {steps} steps of epoch {epochs_done + 1}" if steps else ""))
-        else:
+        elif data.transition is not None:
             metrics.add_image("noise/transition_true", matrix_image(data.transition), 0)
         training = True
         with stop_on_signals(trainer.request_stop):  # a stop saves a checkpoint after the current step

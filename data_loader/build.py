@@ -3,7 +3,9 @@
 Noise is made on the full training set (so the same noise.seed gives the same
 labels whatever subset or split is used), then the subset / validation split
 is taken. Positions 0..n_train-1 of the training part are the rows of u and v;
-``train_index`` maps them back to indices in the original training set.
+``train_index`` maps them back to indices in the original training set. A
+``folder`` dataset (your own images) without synthetic noise has no clean labels:
+``train_clean``, ``noise_rate`` and ``transition`` are None.
 """
 import os
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import torch
 
 from data_loader.cifar import load_cifar
 from data_loader.cifar_n import load_cifar_n
+from data_loader.image_folder import load_image_folder
 from data_loader.loaders import DeviceLoader, PILLoader
 from data_loader.noise import make_noisy_labels, realised_noise_rate, transition_matrix
 from data_loader.split import stratified_split, stratified_subset
@@ -29,12 +32,15 @@ class RunData:
     class_names: list
     train_index: np.ndarray          # original training-set index of each training position
     train_noisy: torch.Tensor        # given labels of the training positions (on device)
-    train_clean: Optional[torch.Tensor]
+    train_clean: Optional[torch.Tensor]   # None: the true labels are unknown
     images_u8: np.ndarray            # training images (n_train, H, W, 3), for visualisation
-    noise_rate: float
-    transition: np.ndarray
+    noise_rate: Optional[float]
+    transition: Optional[np.ndarray]
     label_record: dict               # what labels.npz holds
     eval_batch_size: int             # resolved from the config ("auto" depends on the device)
+    mean: tuple = (0.0, 0.0, 0.0)    # normalisation of the images
+    std: tuple = (1.0, 1.0, 1.0)
+    train_files: Optional[list] = None   # folder datasets: each training position's image path
 
     def save_labels(self, run_dir):
         np.savez(os.path.join(run_dir, "labels.npz"), **self.label_record)
@@ -45,8 +51,11 @@ class RunData:
 
 
 def noisy_labels_for(config, cifar):
-    """(noisy, clean) labels of the whole original training set."""
+    """(noisy, clean) labels of the whole original training set; clean is None for a folder
+    dataset without synthetic noise (its labels are the given ones, their truth unknown)."""
     noise, loader_cfg = config["noise"], config["data_loader"]
+    if loader_cfg["dataset"] == "folder" and (noise["type"] == "clean" or noise["rate"] == 0):
+        return cifar.train_labels, None
     seed = noise["seed"] if noise["seed"] is not None else config["seed"]
     if noise["type"] == "human":
         noisy, clean = load_cifar_n(loader_cfg["dataset"], noise["label_set"], noise["file"],
@@ -61,10 +70,10 @@ def noisy_labels_for(config, cifar):
 def split_indices(config, clean, noisy):
     """Training and validation indices into the original training set."""
     loader_cfg = config["data_loader"]
-    index = np.arange(len(clean))
+    index = np.arange(len(noisy))
     if loader_cfg["train_subset"]:
-        # a benchmark-building tool: balanced in the true classes
-        index = stratified_subset(clean, loader_cfg["train_subset"], config["seed"])
+        # a benchmark-building tool: balanced in the true classes (where they are known)
+        index = stratified_subset(clean if clean is not None else noisy, loader_cfg["train_subset"], config["seed"])
     val_index = None
     if loader_cfg["validation_split"] > 0:
         # a user only has the given labels, so the split is stratified on them
@@ -75,13 +84,20 @@ def split_indices(config, clean, noisy):
 
 def build_data(config, device, rank=0, world_size=1):
     loader_cfg, device = config["data_loader"], torch.device(device)
-    cifar = load_cifar(loader_cfg["dataset"], loader_cfg["data_dir"], loader_cfg["download"])
+    files = None
+    if loader_cfg["dataset"] == "folder":
+        cifar, files = load_image_folder(loader_cfg["data_dir"])
+    else:
+        cifar = load_cifar(loader_cfg["dataset"], loader_cfg["data_dir"], loader_cfg["download"])
     noisy, clean = noisy_labels_for(config, cifar)
     train_index, val_index = split_indices(config, clean, noisy)
-    transition = transition_matrix(clean, noisy, cifar.num_classes)
-    record = dict(clean_labels=clean, noisy_labels=noisy, train_index=train_index,
-                  val_index=val_index if val_index is not None else np.zeros(0, np.int64),
-                  transition_matrix=transition)
+    transition = transition_matrix(clean, noisy, cifar.num_classes) if clean is not None else None
+    record = dict(noisy_labels=noisy, train_index=train_index,
+                  val_index=val_index if val_index is not None else np.zeros(0, np.int64))
+    if clean is not None:
+        record.update(clean_labels=clean, transition_matrix=transition)
+    if files is not None:
+        record["files"] = np.asarray(files)
 
     cls = PILLoader if loader_cfg["pipeline"] == "pil" else DeviceLoader
     extra = {"num_workers": loader_cfg["num_workers"]} if cls is PILLoader else {}
@@ -99,7 +115,8 @@ def build_data(config, device, rank=0, world_size=1):
         train_loader=train_loader, val_loader=val_loader, test_loader=test_loader,
         num_classes=cifar.num_classes, class_names=cifar.class_names, train_index=train_index,
         train_noisy=torch.as_tensor(noisy[train_index], device=device),
-        train_clean=torch.as_tensor(clean[train_index], device=device),
+        train_clean=torch.as_tensor(clean[train_index], device=device) if clean is not None else None,
         images_u8=cifar.train_images[train_index],
-        noise_rate=realised_noise_rate(clean, noisy), transition=transition, label_record=record,
-        eval_batch_size=eval_bs)
+        noise_rate=realised_noise_rate(clean, noisy) if clean is not None else None, transition=transition,
+        label_record=record, eval_batch_size=eval_bs, mean=cifar.mean, std=cifar.std,
+        train_files=[files[i] for i in train_index] if files is not None else None)

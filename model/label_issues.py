@@ -121,13 +121,17 @@ def detection_metrics(scores, flags, suggested, given, clean):
     }
 
 
-def label_issue_table(scores, flags, suggested, given, train_index):
-    """Rows (index, given, suggested, score, flag) ranked by score, most suspect first;
-    ``index`` is the original training-set index. Ties keep training order."""
+def label_issue_table(scores, flags, suggested, given, train_index, files=None):
+    """Rows (index, given, suggested, score, flag[, file]) ranked by score, most suspect first;
+    ``index`` is the original training-set index, ``files`` each sample's image path (folder
+    datasets). Ties keep training order."""
     scores = np.asarray(scores.detach().cpu() if torch.is_tensor(scores) else scores, np.float64)
     order = np.argsort(-scores, kind="stable")
     columns = [np.asarray(train_index), _np(given), _np(suggested), scores, _np(flags).astype(bool)]
-    return [(int(i), int(g), int(s), float(sc), bool(f)) for i, g, s, sc, f in zip(*(c[order] for c in columns))]
+    rows = [(int(i), int(g), int(s), float(sc), bool(f)) for i, g, s, sc, f in zip(*(c[order] for c in columns))]
+    if files is not None:
+        rows = [row + (files[k],) for row, k in zip(rows, order)]
+    return rows
 
 
 def _np(x):

@@ -20,19 +20,19 @@ def fake_data(clean):
     given = torch.tensor([0, 1, 1, 0])
     return SimpleNamespace(train_noisy=given, train_clean=clean, num_train=4, num_classes=2,
                            train_index=np.array([7, 5, 3, 1]), class_names=["a", "b"],
-                           images_u8=np.zeros((4, 32, 32, 3), np.uint8))
+                           images_u8=np.zeros((4, 32, 32, 3), np.uint8), train_files=None)
 
 
 def test_cross_entropy_run_reports_small_loss_detection_from_the_training_logits():
     data = fake_data(clean=torch.tensor([1, 1, 0, 0]))          # samples 0 and 2 are mislabelled
-    monitor = NoiseMonitor(data, "cifar10")
+    monitor = NoiseMonitor(data)
     # p(given) = sigmoid of the logit gap: sample 0 -> 0.1, 1 -> 0.9, 2 -> 0.3 (ties nothing), 3 -> 0.8
     gap = torch.log(torch.tensor([0.1, 0.9, 0.3, 0.8]) / torch.tensor([0.9, 0.1, 0.7, 0.2]))
     logits = torch.zeros(4, 2)
     logits[torch.arange(4), data.train_noisy] = gap
     monitor.on_batch(Batch(torch.tensor([2, 0]), None, None, None), logits[[2, 0]])
     monitor.on_batch(Batch(torch.tensor([3, 1]), None, None, None), logits[[3, 1]])
-    resumed = NoiseMonitor(data, "cifar10")      # as after a stop mid-epoch
+    resumed = NoiseMonitor(data)      # as after a stop mid-epoch
     resumed.load_state_dict(monitor.state_dict())
     assert torch.equal(resumed.logits, logits)
     result = resumed.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
@@ -148,7 +148,7 @@ def test_export_with_no_noisy_labels_writes_null_auroc(tmp_path):
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs)   # CE score 0.1, 0.2, 0.6, 0.7
     saved = json.load(open(tmp_path / "label_issues.json"))
-    monitor = NoiseMonitor(data, "cifar10")
+    monitor = NoiseMonitor(data)
     monitor.on_batch(Batch(torch.arange(4), None, None, None), probs.log())
     result = monitor.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
     assert math.isnan(result["noise/auroc"]) and monitor.summary_parts(result) == ["est. noise 0.400"]
@@ -158,7 +158,7 @@ def test_export_with_no_noisy_labels_writes_null_auroc(tmp_path):
 
 def test_epoch_averaged_scores_are_a_bias_corrected_moving_average_that_survives_resume():
     data = fake_data(clean=torch.tensor([1, 1, 0, 0]))
-    monitor = NoiseMonitor(data, "cifar10")
+    monitor = NoiseMonitor(data)
     trainer = SimpleNamespace(sop=SimpleNamespace(u=torch.zeros(4, 1), v=torch.zeros(4, 2)), metrics=None, epochs=10)
     p_given = [torch.tensor([0.2, 0.6, 0.5, 0.9]), torch.tensor([0.6, 0.9, 0.1, 0.5])]   # epoch 1, epoch 2
 
@@ -171,7 +171,7 @@ def test_epoch_averaged_scores_are_a_bias_corrected_moving_average_that_survives
     first = monitor.on_epoch_end(1, trainer)
     # one epoch: the average is that epoch's p; samples 0 and 2 are noisy, 1 - p = 0.8, 0.4, 0.5, 0.1
     assert first["noise_candidates/auroc_loss_avg"] == 1.0
-    resumed = NoiseMonitor(data, "cifar10")
+    resumed = NoiseMonitor(data)
     resumed.load_state_dict(monitor.state_dict())
     monitor = resumed
     feed(p_given[1])
@@ -193,7 +193,7 @@ def two_class_probs(p_given, given):
 
 def test_runs_rank_by_the_averaged_loss_and_the_export_takes_the_clean_pass_into_the_average(tmp_path):
     data = fake_data(clean=torch.tensor([1, 1, 0, 0]))              # samples 0 and 2 are mislabelled
-    monitor = NoiseMonitor(data, "cifar10")
+    monitor = NoiseMonitor(data)
     # u has grown for clean sample 1, as it does for clean images the network has not fitted
     u, v = torch.tensor([[0.0], [0.6], [0.0], [0.0]]), torch.zeros(4, 2)
     trainer = SimpleNamespace(sop=SimpleNamespace(u=u, v=v), metrics=None, epochs=10)
@@ -202,7 +202,7 @@ def test_runs_rank_by_the_averaged_loss_and_the_export_takes_the_clean_pass_into
     monitor.on_epoch_end(1, trainer)
     clean_pass = two_class_probs(torch.tensor([0.6, 0.9, 0.1, 0.5]), data.train_noisy)
     assert averaged_probs(None, clean_pass) is None               # no history: nothing to average
-    assert averaged_probs(NoiseMonitor(data, "cifar10").state_dict(), clean_pass) is None
+    assert averaged_probs(NoiseMonitor(data).state_dict(), clean_pass) is None
     assert export_label_issues(str(tmp_path / "alone.csv"), data, clean_pass)["score"] == "loss"
     average = averaged_probs(monitor.state_dict(), clean_pass)
     # (0.9 * 0.1 * p1 + 0.1 * p2) / (1 - 0.9^2) on the given class: 0.4105, 0.7579, 0.2895, 0.6895

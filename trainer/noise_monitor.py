@@ -21,7 +21,6 @@ import time
 
 import torch
 
-from data_loader.cifar import _SPECS as CIFAR_SPECS
 from data_loader.loaders import DeviceLoader
 from model import label_issues as li
 from model.metrics import auroc, precision_recall_f1
@@ -45,10 +44,9 @@ def predict_probs(forward, model, loader, autocast=contextlib.nullcontext, prepa
     return torch.cat(probs)[order], torch.cat(labels)[order]
 
 
-def training_set_loader(data, dataset, batch_size, device):
+def training_set_loader(data, batch_size, device):
     """The training images, un-augmented, in training order (rows of u/v)."""
-    spec = CIFAR_SPECS[dataset]
-    return DeviceLoader(data.images_u8, data.train_noisy.cpu().numpy(), spec["mean"], spec["std"],
+    return DeviceLoader(data.images_u8, data.train_noisy.cpu().numpy(), data.mean, data.std,
                         batch_size=batch_size, train=False, device=device)
 
 
@@ -88,13 +86,14 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     ``probs``: a clean pass of the model; ``avg_probs``: the average that ends with it."""
     given, clean = data.train_noisy, data.train_clean
     name, scores, flags, suggested, _ = analyse(probs, given, avg_probs=avg_probs)
-    rows = li.label_issue_table(scores, flags, suggested, given, data.train_index)
+    files = data.train_files
+    rows = li.label_issue_table(scores, flags, suggested, given, data.train_index, files)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["index", "given_label", "suggested_label", "score", "flag"])
-        writer.writerows((i, g, s, f"{sc:.6f}", int(fl)) for i, g, s, sc, fl in rows)
+        writer.writerow(["index", "given_label", "suggested_label", "score", "flag"] + (["path"] if files else []))
+        writer.writerows((i, g, s, f"{sc:.6f}", int(fl), *rest) for i, g, s, sc, fl, *rest in rows)
     summary = {"score": name, "flag_rule": "top round(mean score * N)", "num_samples": len(rows),
-               "num_flagged": int(flags.sum()), **(extra or {})}
+               "num_flagged": int(flags.sum()), "class_names": list(data.class_names), **(extra or {})}
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
     else:
@@ -113,8 +112,8 @@ def _read_rows(path):
 
 
 class NoiseMonitor:
-    def __init__(self, data, dataset, visual_every=5, num_suspects=32):
-        self.data, self.dataset = data, dataset
+    def __init__(self, data, visual_every=5, num_suspects=32):
+        self.data = data
         self.visual_every, self.num_suspects = visual_every, num_suspects
         device = data.train_noisy.device
         self.logits = torch.zeros(data.num_train, data.num_classes, device=device)
@@ -186,7 +185,7 @@ class NoiseMonitor:
 
     def on_fit_end(self, trainer):
         start = time.perf_counter()
-        loader = training_set_loader(self.data, self.dataset, self.data.eval_batch_size, trainer.device)
+        loader = training_set_loader(self.data, self.data.eval_batch_size, trainer.device)
         probs, _ = predict_probs(trainer.forward, trainer.model, loader, trainer._autocast, trainer._prepare)
         seconds = time.perf_counter() - start
         tested = [row["accuracy/test"] for row in _read_rows(trainer.metrics.path) if "accuracy/test" in row]

@@ -13,7 +13,7 @@ DEFAULTS = {
     "seed": 123,
     "arch": {"type": "PreActResNet18", "args": {"width": 64}},
     "data_loader": {
-        "dataset": "cifar10",
+        "dataset": "cifar10",       # cifar10 | cifar100 | folder (data_dir/train/<class>/, data_dir/test/<class>/)
         "data_dir": "data/",
         "download": True,
         "batch_size": 128,
@@ -52,7 +52,7 @@ DEFAULTS = {
 }
 
 CHOICES = {
-    "data_loader.dataset": ("cifar10", "cifar100"),
+    "data_loader.dataset": ("cifar10", "cifar100", "folder"),
     "data_loader.pipeline": ("device", "pil"),
     "noise.type": ("clean", "sym", "asym", "instance", "human"),
     "optimizer.type": ("SGD", "Adam", "AdamW"),
@@ -234,6 +234,20 @@ def _args_problems(config):
     return problems
 
 
+def _folder_problems(noise, train_loss):
+    """A folder dataset's labels are the given ones: no CIFAR-specific noise, and no clean-label
+    reference unless synthetic noise is made on top of them."""
+    problems = []
+    if noise.get("type") in ("asym", "human"):
+        problems.append(f"'noise.type' {noise['type']} is defined for CIFAR only; a folder dataset takes "
+                        f"clean (its labels as given), sym or instance (synthetic noise on top of them)")
+    no_truth = noise.get("type") == "clean" or noise.get("rate") == 0
+    if no_truth and train_loss.get("type") == "oracle_cross_entropy":
+        problems.append("'train_loss.type' oracle_cross_entropy needs the true labels; a folder dataset "
+                        "with noise.type clean has none")
+    return problems
+
+
 def _cross_problems(config):
     """Rules that join several keys, and files that must exist."""
     problems = []
@@ -243,6 +257,8 @@ def _cross_problems(config):
         if sets and noise.get("label_set") not in sets:
             problems.append(f"'noise.label_set' for {loader['dataset']} must be one of {', '.join(sets)}; "
                             f"got {noise.get('label_set')!r}")
+    if loader.get("dataset") == "folder":
+        problems += _folder_problems(noise, config["train_loss"])
     if isinstance(noise.get("file"), str) and not os.path.isfile(noise["file"]):
         problems.append(f"'noise.file' not found: {noise['file']}")
     if trainer.get("monitor") == "max val_accuracy" and loader.get("validation_split") == 0:
