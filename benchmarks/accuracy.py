@@ -95,6 +95,30 @@ def build_parser():
     return p
 
 
+def in_process_parser(doc, **defaults):
+    """These flags for a script that trains its runs one after another in its own process
+    (train.main); `start_in_process` parses them."""
+    p = build_parser()
+    p.description = doc.split("\n\n")[0]
+    p.set_defaults(**defaults)
+    for action in p._actions:
+        if action.dest == "threads":
+            action.help = "torch threads of this process, which trains every run (0: torch's default)"
+    return p
+
+
+def start_in_process(parser, argv):
+    """Parsed arguments of an `in_process_parser`, with this process's torch threads set."""
+    args = parser.parse_args(argv)
+    if args.jobs != 1 or args.reuse:
+        parser.error("--jobs / --reuse: the runs train one after another in this process, each as it comes; "
+                     "start several invocations (other --settings / --methods / --work-dir) to use more cores")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def run_name(setting, method):
     return f"{setting}_{method.replace('+', '_plus')}"
 

@@ -100,8 +100,7 @@ class EpochRecorder:
         self.given, self.clean = given.cpu().numpy(), monitor.data.train_clean.cpu().numpy()
         row = dict(zip(("p_given", "p_rival"), given_and_rival(monitor.logits.float().softmax(dim=1), given)))
         if self.clean_pass:
-            loader = nm.training_set_loader(monitor.data, monitor.dataset, monitor.data.eval_batch_size,
-                                            trainer.device)
+            loader = nm.training_set_loader(monitor.data, monitor.data.eval_batch_size, trainer.device)
             probs, _ = nm.predict_probs(trainer.forward, trainer.model, loader, trainer._autocast,
                                         trainer._prepare)
             row["clean_p_given"], row["clean_p_rival"] = given_and_rival(probs, given)
@@ -153,30 +152,20 @@ def markdown(name, reports):
 
 
 def build_parser():
-    p = accuracy.build_parser()
-    p.description = __doc__.split("\n\n")[0]
-    p.set_defaults(settings=["sym50"], methods=["ce", "sop"], work_dir="saved/detection_scores",
-                   out="saved/detection_scores/table.md")
+    p = accuracy.in_process_parser(__doc__, settings=["sym50"], methods=["ce", "sop"],
+                                   work_dir="saved/detection_scores", out="saved/detection_scores/table.md")
     p.add_argument("--clean-pass", action="store_true", help="also score an un-augmented pass every epoch")
     p.add_argument("--report", type=epoch_list, default=[],
                    help="comma list of epochs to report (default: every 10th); the last is always reported")
-    for action in p._actions:
-        if action.dest == "threads":
-            action.help = "torch threads of this process, which trains every run (0: torch's default)"
     return p
 
 
 def main(argv=None):
     import train
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.jobs != 1 or args.reuse:
-        parser.error("--jobs / --reuse: the runs train one after another in this process, recorded as they train; "
-                     "start several invocations (other --settings / --methods / --work-dir) to use more cores")
+    args = accuracy.start_in_process(parser, argv)
     if any(not 1 <= e <= args.epochs for e in args.report):
         parser.error(f"--report: epochs must lie in 1..{args.epochs}; got {args.report}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     sections, rows = [], []
     for setting in args.settings:
         for method in args.methods:
