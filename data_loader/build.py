@@ -7,6 +7,7 @@ is taken. Positions 0..n_train-1 of the training part are the rows of u and v;
 ``folder`` dataset (your own images) without synthetic noise has no clean labels:
 ``train_clean``, ``noise_rate`` and ``transition`` are None.
 """
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -38,12 +39,23 @@ class RunData:
     transition: Optional[np.ndarray]
     label_record: dict               # what labels.npz holds
     eval_batch_size: int             # resolved from the config ("auto" depends on the device)
-    mean: tuple = (0.0, 0.0, 0.0)    # normalisation of the images
-    std: tuple = (1.0, 1.0, 1.0)
+    mean: tuple                      # normalisation of the images
+    std: tuple
     train_files: Optional[list] = None   # folder datasets: each training position's image path
+    skipped_files: int = 0               # folder datasets: training files that are not images
 
     def save_labels(self, run_dir):
-        np.savez(os.path.join(run_dir, "labels.npz"), **self.label_record)
+        np.savez_compressed(os.path.join(run_dir, "labels.npz"), **self.label_record)
+
+    def fingerprint(self):
+        """For a folder dataset, a digest of each training position's path and given label (a
+        checkpoint's u, v and averages belong to those rows); None for CIFAR, whose config fixes them."""
+        if self.train_files is None:
+            return None
+        digest = hashlib.sha256()
+        for path, label in zip(self.train_files, self.train_noisy.tolist()):
+            digest.update(f"{path}\t{label}\n".encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()
 
     @property
     def num_train(self):
@@ -84,9 +96,9 @@ def split_indices(config, clean, noisy):
 
 def build_data(config, device, rank=0, world_size=1):
     loader_cfg, device = config["data_loader"], torch.device(device)
-    files = None
+    files, skipped = None, 0
     if loader_cfg["dataset"] == "folder":
-        cifar, files = load_image_folder(loader_cfg["data_dir"])
+        cifar, files, skipped = load_image_folder(loader_cfg["data_dir"])
     else:
         cifar = load_cifar(loader_cfg["dataset"], loader_cfg["data_dir"], loader_cfg["download"])
     noisy, clean = noisy_labels_for(config, cifar)
@@ -119,4 +131,4 @@ def build_data(config, device, rank=0, world_size=1):
         images_u8=cifar.train_images[train_index],
         noise_rate=realised_noise_rate(clean, noisy) if clean is not None else None, transition=transition,
         label_record=record, eval_batch_size=eval_bs, mean=cifar.mean, std=cifar.std,
-        train_files=[files[i] for i in train_index] if files is not None else None)
+        train_files=[files[i] for i in train_index] if files is not None else None, skipped_files=skipped)

@@ -30,10 +30,13 @@ def test_classes_are_sorted_folder_names_and_paths_follow_them(tmp_path):
     root = write_folder(tmp_path, {"zebra": 2, "ant": 3}, {"zebra": 1})
     os.makedirs(tmp_path / "train" / ".cache")                     # hidden: not a class
     (tmp_path / "train" / "ant" / "notes.txt").write_text("not an image")
-    data, files = load_image_folder(root)
-    assert data.class_names == ["ant", "zebra"] and data.num_classes == 2
+    os.makedirs(tmp_path / "train" / "zebra" / "more")               # below the class folder: same class
+    os.rename(tmp_path / "train" / "zebra" / "000.png", tmp_path / "train" / "zebra" / "more" / "000.PNG")
+    os.symlink(tmp_path / "train" / "zebra", tmp_path / "train" / "zebra" / "more" / "loop")   # read once
+    data, files, skipped = load_image_folder(root)
+    assert data.class_names == ["ant", "zebra"] and data.num_classes == 2 and skipped == 1
     assert files == ["train/ant/000.png", "train/ant/001.png", "train/ant/002.png",
-                     "train/zebra/000.png", "train/zebra/001.png"]
+                     "train/zebra/001.png", "train/zebra/more/000.PNG"]
     assert data.train_labels.tolist() == [0, 0, 0, 1, 1] and data.test_labels.tolist() == [1]
     assert data.train_images.shape == (5, 32, 32, 3) and data.train_images.dtype == np.uint8
     first = np.asarray(Image.open(tmp_path / "train" / "ant" / "000.png"))
@@ -48,6 +51,29 @@ def test_images_are_made_rgb_32x32_by_resizing_the_short_side_and_centre_croppin
     assert out.shape == (32, 32, 3) and (out == [0, 255, 0]).all()
     grey = to_cifar_size(Image.fromarray(np.full((96, 64), 77, np.uint8), mode="L"))   # 64 wide -> 32 x 48
     assert grey.shape == (32, 32, 3) and (grey == 77).all()
+
+
+def test_exif_orientation_is_applied_before_the_crop(tmp_path):
+    # stored 64 wide x 32 high, red top half, blue bottom; orientation 6 shows it turned 90 degrees
+    # clockwise (32 wide, 64 high: blue left, red right), so the centre crop keeps both colours side by side
+    pixels = np.zeros((32, 64, 3), np.uint8)
+    pixels[:16, :, 0], pixels[16:, :, 2] = 255, 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "turned.png", exif=exif)
+    with Image.open(tmp_path / "turned.png") as image:
+        out = to_cifar_size(image)
+    assert (out[:, :16] == [0, 0, 255]).all() and (out[:, 16:] == [255, 0, 0]).all()
+
+
+def test_sixteen_bit_float_and_transparent_images_keep_their_content():
+    sixteen = Image.fromarray(np.full((40, 40), 30000, np.uint16))            # mode I;16: 30000 / 257
+    assert sixteen.mode == "I;16" and (to_cifar_size(sixteen) == 117).all()
+    assert (to_cifar_size(Image.fromarray(np.full((40, 40), 0.5, np.float32))) == 128).all()   # F: 0.5 * 255
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[:20, :, 1], rgba[:20, :, 3] = 200, 255                                # opaque green top, clear bottom
+    out = to_cifar_size(Image.fromarray(rgba))
+    assert (out[0] == [0, 200, 0]).all() and (out[-1] == [255, 255, 255]).all()   # on white, not black
 
 
 def test_channel_stats_hand_computed():
@@ -87,30 +113,43 @@ def folder_args(tmp_path):
             "-o", "data_loader.eval_batch_size=100"]
 
 
-def test_a_folder_run_exports_suspects_with_their_paths_and_no_detection_metrics(folder_args, tmp_path):
+def test_a_folder_run_exports_suspects_with_their_paths_and_no_detection_metrics(folder_args, tmp_path, capsys):
+    # a file name that is not UTF-8 (Latin-1 e-acute) is written to the CSV as its bytes on disk
+    cat = os.fsencode(tmp_path / "images" / "train" / "cat")
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(os.path.join(cat, b"caf\xe9.png").decode("utf-8", "surrogateescape"))
     assert train.main(folder_args + ["-o", "noise.type=clean"]) == 0
     (run_dir,) = glob.glob(str(tmp_path / "saved" / "*" / "*"))
     assert os.path.basename(run_dir).startswith("folder_given_")
-    with open(os.path.join(run_dir, "label_issues.csv")) as f:
+    with open(os.path.join(run_dir, "label_issues.csv"), encoding="utf-8", errors="surrogateescape") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["index", "given_label", "suggested_label", "score", "flag", "path"]
-    assert len(rows) == 90
+    assert len(rows) == 91
+    labels = np.load(os.path.join(run_dir, "labels.npz"))
     names = ["cat", "dog", "fox"]
-    for row in rows:   # the path names the image; its folder is the given label
-        assert os.path.isfile(tmp_path / "images" / row["path"])
+    for row in rows:   # the path names the row's image; its folder is the given label
+        assert os.path.isfile(os.path.join(tmp_path, "images", row["path"]))
+        assert row["path"] == labels["files"][int(row["index"])]
         assert row["path"].split("/")[1] == names[int(row["given_label"])]
+    assert any(row["path"].encode("utf-8", "surrogateescape") == b"train/cat/caf\xe9.png" for row in rows)
     summary = json.load(open(os.path.join(run_dir, "label_issues.json")))
     assert summary["class_names"] == names and "auroc" not in summary and 0 <= summary["estimated_rate"] <= 1
     metrics = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     assert "noise/estimated_rate" in metrics[-1] and "noise/auroc" not in metrics[-1]
     assert "accuracy/test" in metrics[-1] and "accuracy/train_clean_labels" not in metrics[-1]
-    labels = np.load(os.path.join(run_dir, "labels.npz"))
     assert "clean_labels" not in labels and labels["files"][0] == "train/cat/000.png"
     assert "true labels unknown" in open(os.path.join(run_dir, "train.log")).read()
+    checkpoint = os.path.join(run_dir, "checkpoint-latest.pth")
     out = tmp_path / "again.csv"
-    assert evaluate.main(["-r", os.path.join(run_dir, "checkpoint-latest.pth"), "--out", str(out)]) == 0
-    with open(out) as f:
+    assert evaluate.main(["-r", checkpoint, "--out", str(out)]) == 0
+    with open(out, encoding="utf-8", errors="surrogateescape") as f:
         assert list(csv.DictReader(f)) == rows
+    # a label fixed by moving its file keeps the image count but shifts the rows: refused
+    os.rename(tmp_path / "images" / "train" / "cat" / "003.png", tmp_path / "images" / "train" / "dog" / "x.png")
+    capsys.readouterr()
+    assert evaluate.main(["-r", checkpoint, "--out", str(out)]) == 2
+    assert "the image folder changed since this checkpoint" in capsys.readouterr().err
+    assert train.main(["-r", checkpoint, "--epochs", "2"]) == 2
+    assert "the image folder changed since this checkpoint" in capsys.readouterr().err
 
 
 def test_synthetic_noise_on_a_folder_takes_its_labels_as_true_and_measures_detection(folder_args, tmp_path):

@@ -126,3 +126,13 @@ def find_resume_checkpoint(path):
 
 def read_checkpoint_config(path):
     return load_checkpoint(path)["config"]
+
+
+def check_same_images(state, data, path):
+    """A folder dataset whose files moved, appeared or vanished since ``state`` was saved keeps its
+    row count only by chance: u, v and the averages would then belong to other images."""
+    saved = state.get("data_fingerprint")
+    if saved is not None and saved != data.fingerprint():
+        raise CheckpointError(f"{path}: the image folder changed since this checkpoint (files added, removed, "
+                              f"renamed or moved between classes), so its per-image state belongs to other "
+                              f"images; start a new run on the changed folder")

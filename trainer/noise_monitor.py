@@ -88,7 +88,8 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     name, scores, flags, suggested, _ = analyse(probs, given, avg_probs=avg_probs)
     files = data.train_files
     rows = li.label_issue_table(scores, flags, suggested, given, data.train_index, files)
-    with open(path, "w", newline="") as f:
+    # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "given_label", "suggested_label", "score", "flag"] + (["path"] if files else []))
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl), *rest) for i, g, s, sc, fl, *rest in rows)

@@ -244,7 +244,7 @@ def _folder_problems(noise, train_loss):
     no_truth = noise.get("type") == "clean" or noise.get("rate") == 0
     if no_truth and train_loss.get("type") == "oracle_cross_entropy":
         problems.append("'train_loss.type' oracle_cross_entropy needs the true labels; a folder dataset "
-                        "with noise.type clean has none")
+                        "without synthetic noise (noise.type clean or noise.rate 0) has none")
     return problems
 
 
