@@ -19,8 +19,10 @@ from data_loader.cifar import CifarData
 from utils.errors import DataError
 
 SIZE = 32
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-              ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".avif")
+# the common ones this Pillow can open (.avif needs Pillow 11.2 or newer)
+EXTENSIONS = tuple(e for e in (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                               ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".avif")
+                   if e in Image.registered_extensions())
 
 
 def _listdir(path):
@@ -36,16 +38,19 @@ def class_folders(split_dir):
     return [n for n in _listdir(split_dir) if os.path.isdir(os.path.join(split_dir, n))]
 
 
-def _files_below(folder, visited=()):
-    """Every non-hidden file below ``folder``, as sorted paths relative to it (a folder linked
-    from below itself is read once)."""
+def _files_below(folder, root=None, visited=()):
+    """Every non-hidden file below ``folder`` as "/"-separated paths relative to it, sorted by name
+    at each level. A linked folder is followed only when it lies inside the class folder ``root``
+    (a link to another class would label its images twice) and not yet on the way down (a loop)."""
+    root = root or os.path.realpath(folder)
     visited = {*visited, os.path.realpath(folder)}
     found = []
     for name in _listdir(folder):
         path = os.path.join(folder, name)
         if os.path.isdir(path):
-            if os.path.realpath(path) not in visited:
-                found += [os.path.join(name, below) for below in _files_below(path, visited)]
+            real = os.path.realpath(path)
+            if real not in visited and (real == root or real.startswith(root + os.sep)):
+                found += [f"{name}/{below}" for below in _files_below(path, root, visited)]
         else:
             found.append(name)
     return found
@@ -53,8 +58,8 @@ def _files_below(folder, visited=()):
 
 def list_images(split_dir, class_names=None):
     """(relative paths, labels, number of other files skipped) of the images under
-    ``split_dir``/<class>/, sorted by class then path; ``class_names`` (the training
-    classes) maps folder names to ids."""
+    ``split_dir``/<class>/, class by class in `_files_below` order; ``class_names`` (the
+    training classes) maps folder names to ids. Files directly in ``split_dir`` are ignored."""
     folders = class_folders(split_dir)
     if not folders:
         raise DataError(f"folder dataset: {split_dir} has no class folders")
@@ -70,7 +75,7 @@ def list_images(split_dir, class_names=None):
         if not images and class_names is None:
             raise DataError(f"folder dataset: class folder {os.path.join(split_dir, name)} holds no images "
                             f"({', '.join(EXTENSIONS)})")
-        paths += [os.path.join(name, f) for f in images]
+        paths += [f"{name}/{f}" for f in images]
         labels += [names.index(name)] * len(images)
     return paths, np.asarray(labels, np.int64), skipped
 
@@ -80,8 +85,8 @@ def _eight_bit(image):
     values = np.asarray(image, np.float64)
     if image.mode == "F":
         values = values * 255 if values.max(initial=0) <= 1 else values
-    elif values.max(initial=0) > 255:
-        values = values / 257           # 16-bit range 0..65535 onto 0..255
+    elif image.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = values / 257           # 16-bit range 0..65535 onto 0..255 (older Pillow opens those as "I")
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 
 
@@ -89,7 +94,7 @@ def to_rgb(image):
     image = ImageOps.exif_transpose(image)
     if image.mode in ("F", "I") or image.mode.startswith("I;16"):
         image = _eight_bit(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:   # alpha or a colour key
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
@@ -157,4 +162,4 @@ def load_image_folder(data_dir):
     test_images = read_images(test_dir, test_paths)
     mean, std = channel_stats(train_images)
     data = CifarData(train_images, train_labels, test_images, test_labels, len(class_names), class_names, mean, std)
-    return data, [os.path.join("train", p) for p in train_paths], skipped
+    return data, [f"train/{p}" for p in train_paths], skipped

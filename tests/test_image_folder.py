@@ -33,6 +33,7 @@ def test_classes_are_sorted_folder_names_and_paths_follow_them(tmp_path):
     os.makedirs(tmp_path / "train" / "zebra" / "more")               # below the class folder: same class
     os.rename(tmp_path / "train" / "zebra" / "000.png", tmp_path / "train" / "zebra" / "more" / "000.PNG")
     os.symlink(tmp_path / "train" / "zebra", tmp_path / "train" / "zebra" / "more" / "loop")   # read once
+    os.symlink(tmp_path / "train" / "ant", tmp_path / "train" / "zebra" / "ants")   # another class: not zebra
     data, files, skipped = load_image_folder(root)
     assert data.class_names == ["ant", "zebra"] and data.num_classes == 2 and skipped == 1
     assert files == ["train/ant/000.png", "train/ant/001.png", "train/ant/002.png",
@@ -69,11 +70,16 @@ def test_exif_orientation_is_applied_before_the_crop(tmp_path):
 def test_sixteen_bit_float_and_transparent_images_keep_their_content():
     sixteen = Image.fromarray(np.full((40, 40), 30000, np.uint16))            # mode I;16: 30000 / 257
     assert sixteen.mode == "I;16" and (to_cifar_size(sixteen) == 117).all()
+    dark = Image.fromarray(np.full((40, 40), 249, np.uint16))                  # 16-bit even when dark: 249 / 257
+    assert (to_cifar_size(dark) == 1).all()
     assert (to_cifar_size(Image.fromarray(np.full((40, 40), 0.5, np.float32))) == 128).all()   # F: 0.5 * 255
     rgba = np.zeros((40, 40, 4), np.uint8)
     rgba[:20, :, 1], rgba[:20, :, 3] = 200, 255                                # opaque green top, clear bottom
     out = to_cifar_size(Image.fromarray(rgba))
     assert (out[0] == [0, 200, 0]).all() and (out[-1] == [255, 255, 255]).all()   # on white, not black
+    keyed = Image.fromarray(np.zeros((40, 40, 3), np.uint8))                   # RGB with black as the colour key
+    keyed.info["transparency"] = (0, 0, 0)
+    assert (to_cifar_size(keyed) == 255).all()
 
 
 def test_channel_stats_hand_computed():
