@@ -20,7 +20,7 @@ from data_loader.build import build_data
 from model.metrics import accuracy
 from model.networks import build_arch
 from parse_config import complete_config
-from trainer.checkpoint import check_same_images, find_resume_checkpoint, load_checkpoint
+from trainer.checkpoint import check_fits, find_resume_checkpoint, load_checkpoint
 from trainer.noise_monitor import averaged_probs, export_label_issues, predict_probs, training_set_loader
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout
@@ -60,10 +60,7 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     if data_dir is not None:
         config["data_loader"]["data_dir"] = data_dir
     data = build_data(config, device)
-    if state.get("num_train") != data.num_train:
-        raise CheckpointError(f"{checkpoint_path} was trained on {state.get('num_train')} samples; "
-                              f"its config now gives {data.num_train}")
-    check_same_images(state, data, checkpoint_path)
+    check_fits(state, data, config["arch"]["type"], checkpoint_path)
     model = build_arch(config["arch"]["type"], data.num_classes, config["arch"]["args"]).to(device)
     try:
         model.load_state_dict(state["model"])

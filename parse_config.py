@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from utils.config_schema import DEFAULTS, validate
+from utils.config_schema import DEFAULTS, makes_no_noise, validate
 from utils.errors import ConfigError
 
 
@@ -168,7 +168,7 @@ def run_tag(config):
     dataset = config["data_loader"]["dataset"]
     if noise["type"] == "human":
         tag = f"human-{noise['label_set']}"
-    elif noise["type"] == "clean" or noise["rate"] == 0:
+    elif makes_no_noise(noise):
         tag = "given" if dataset == "folder" else "clean"   # a folder's labels may be wrong
     else:
         tag = f"{noise['type']}{round(noise['rate'] * 100):g}"

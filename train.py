@@ -20,7 +20,7 @@ from model.networks import build_arch
 from model.sync_batchnorm import convert_to_global_batchnorm
 from model.sop_params import SampleNoiseParams
 from parse_config import parse_args
-from trainer.checkpoint import check_same_images, checkpoint_position, load_checkpoint, remove_stale_temps
+from trainer.checkpoint import check_fits, checkpoint_position, load_checkpoint, remove_stale_temps
 from trainer.noise_monitor import NoiseMonitor
 from trainer.run_logger import MetricsWriter, close_text_logger, make_text_logger
 from trainer.signals import stop_on_signals
@@ -110,11 +110,8 @@ def build_and_train(config, run_dir, resume_path, dist, callbacks=()):
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer)
     state = load_checkpoint(resume_path, map_location=device) if resume_path else None
-    if state is not None and (state.get("num_train") != data.num_train or state.get("arch") != config["arch"]["type"]):
-        raise CheckpointError(f"{resume_path} was trained with {state.get('arch')} on {state.get('num_train')} "
-                              f"samples; this config has {config['arch']['type']} on {data.num_train}")
     if state is not None:
-        check_same_images(state, data, resume_path)
+        check_fits(state, data, config["arch"]["type"], resume_path)
     trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
                       sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
                       channels_last=channels_last, compiled_model=forward, train_forward=train_forward, dist=dist,

@@ -25,14 +25,11 @@ from benchmarks import accuracy  # noqa: E402
 
 
 def write_image_folder(root, images, labels, names, class_names):
-    """root/<class name of label>/<name>.png for every image; returns the paths relative to root."""
-    paths = []
+    """root/<class name of label>/<name>.png for every image."""
     for image, label, name in zip(images, labels, names):
-        relative = os.path.join(class_names[int(label)], f"{name}.png")
-        os.makedirs(os.path.join(root, class_names[int(label)]), exist_ok=True)
-        Image.fromarray(image).save(os.path.join(root, relative))
-        paths.append(relative)
-    return paths
+        folder = os.path.join(root, class_names[int(label)])
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray(image).save(os.path.join(folder, f"{name}.png"))
 
 
 def make_folder_dataset(args, setting, root):

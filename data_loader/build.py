@@ -21,6 +21,7 @@ from data_loader.image_folder import load_image_folder
 from data_loader.loaders import DeviceLoader, PILLoader
 from data_loader.noise import make_noisy_labels, realised_noise_rate, transition_matrix
 from data_loader.split import stratified_split, stratified_subset
+from utils.config_schema import makes_no_noise
 from utils.runtime import resolve_eval_batch_size
 
 
@@ -43,30 +44,30 @@ class RunData:
     std: tuple
     train_files: Optional[list] = None   # folder datasets: each training position's image path
     skipped_files: int = 0               # folder datasets: training files that are not images
+    fingerprint: Optional[str] = None    # folder datasets: `paths_digest` of the training positions
 
     def save_labels(self, run_dir):
         np.savez_compressed(os.path.join(run_dir, "labels.npz"), **self.label_record)
-
-    def fingerprint(self):
-        """For a folder dataset, a digest of each training position's path and given label (a
-        checkpoint's u, v and averages belong to those rows); None for CIFAR, whose config fixes them."""
-        if self.train_files is None:
-            return None
-        digest = hashlib.sha256()
-        for path, label in zip(self.train_files, self.train_noisy.tolist()):
-            digest.update(f"{path}\t{label}\n".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()
 
     @property
     def num_train(self):
         return len(self.train_index)
 
 
+def paths_digest(paths, labels):
+    """A digest of each training position's path and given label, which a checkpoint of a folder
+    dataset keeps (its u, v and averages belong to those rows; CIFAR's config fixes them)."""
+    digest = hashlib.sha256()
+    for path, label in zip(paths, labels):
+        digest.update(f"{path}\t{int(label)}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
 def noisy_labels_for(config, cifar):
     """(noisy, clean) labels of the whole original training set; clean is None for a folder
     dataset without synthetic noise (its labels are the given ones, their truth unknown)."""
     noise, loader_cfg = config["noise"], config["data_loader"]
-    if loader_cfg["dataset"] == "folder" and (noise["type"] == "clean" or noise["rate"] == 0):
+    if loader_cfg["dataset"] == "folder" and makes_no_noise(noise):
         return cifar.train_labels, None
     seed = noise["seed"] if noise["seed"] is not None else config["seed"]
     if noise["type"] == "human":
@@ -108,8 +109,10 @@ def build_data(config, device, rank=0, world_size=1):
                   val_index=val_index if val_index is not None else np.zeros(0, np.int64))
     if clean is not None:
         record.update(clean_labels=clean, transition_matrix=transition)
+    train_files = None
     if files is not None:
         record["files"] = np.asarray(files)
+        train_files = [files[i] for i in train_index]
 
     cls = PILLoader if loader_cfg["pipeline"] == "pil" else DeviceLoader
     extra = {"num_workers": loader_cfg["num_workers"]} if cls is PILLoader else {}
@@ -131,4 +134,5 @@ def build_data(config, device, rank=0, world_size=1):
         images_u8=cifar.train_images[train_index],
         noise_rate=realised_noise_rate(clean, noisy) if clean is not None else None, transition=transition,
         label_record=record, eval_batch_size=eval_bs, mean=cifar.mean, std=cifar.std,
-        train_files=[files[i] for i in train_index] if files is not None else None, skipped_files=skipped)
+        train_files=train_files, skipped_files=skipped,
+        fingerprint=paths_digest(train_files, noisy[train_index]) if train_files is not None else None)

@@ -56,15 +56,15 @@ def _files_below(folder, root=None, visited=()):
     return found
 
 
-def list_images(split_dir, class_names=None):
+def list_images(split_dir, class_names, every_class=False):
     """(relative paths, labels, number of other files skipped) of the images under
-    ``split_dir``/<class>/, class by class in `_files_below` order; ``class_names`` (the
-    training classes) maps folder names to ids. Files directly in ``split_dir`` are ignored."""
+    ``split_dir``/<class>/, class by class in `_files_below` order; ids are positions in
+    ``class_names`` (the training classes). ``every_class``: each must hold an image. Files
+    directly in ``split_dir`` are ignored."""
     folders = class_folders(split_dir)
     if not folders:
         raise DataError(f"folder dataset: {split_dir} has no class folders")
-    names = class_names if class_names is not None else folders
-    unknown = sorted(set(folders) - set(names))
+    unknown = sorted(set(folders) - set(class_names))
     if unknown:
         raise DataError(f"folder dataset: {split_dir} has classes that train/ has not: {', '.join(unknown)}")
     paths, labels, skipped = [], [], 0
@@ -72,11 +72,11 @@ def list_images(split_dir, class_names=None):
         files = _files_below(os.path.join(split_dir, name))
         images = [f for f in files if f.lower().endswith(EXTENSIONS)]
         skipped += len(files) - len(images)
-        if not images and class_names is None:
+        if not images and every_class:
             raise DataError(f"folder dataset: class folder {os.path.join(split_dir, name)} holds no images "
                             f"({', '.join(EXTENSIONS)})")
         paths += [f"{name}/{f}" for f in images]
-        labels += [names.index(name)] * len(images)
+        labels += [class_names.index(name)] * len(images)
     return paths, np.asarray(labels, np.int64), skipped
 
 
@@ -150,10 +150,10 @@ def load_image_folder(data_dir):
     """(CifarData-shaped images and labels, training images' paths relative to ``data_dir``,
     number of training files skipped as not images)."""
     train_dir, test_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "test")
-    train_paths, train_labels, skipped = list_images(train_dir)
     class_names = class_folders(train_dir)
     if len(class_names) < 2:
         raise DataError(f"folder dataset: {train_dir} needs at least 2 class folders, found {len(class_names)}")
+    train_paths, train_labels, skipped = list_images(train_dir, class_names, every_class=True)
     test_paths, test_labels, _ = list_images(test_dir, class_names)
     if not test_paths:
         raise DataError(f"folder dataset: {test_dir} holds no images; test accuracy needs some "

@@ -128,11 +128,15 @@ def read_checkpoint_config(path):
     return load_checkpoint(path)["config"]
 
 
-def check_same_images(state, data, path):
-    """A folder dataset whose files moved, appeared or vanished since ``state`` was saved keeps its
-    row count only by chance: u, v and the averages would then belong to other images."""
+def check_fits(state, data, arch, path):
+    """Refuse a checkpoint ``state`` that another network ``arch`` or other training images made: its
+    u, v and noise-monitor rows would belong to other images. A folder dataset whose files moved,
+    appeared or vanished keeps its row count only by chance, so its digest is compared too."""
+    if state.get("num_train") != data.num_train or state.get("arch") != arch:
+        raise CheckpointError(f"{path} was trained with {state.get('arch')} on {state.get('num_train')} samples; "
+                              f"this config has {arch} on {data.num_train}")
     saved = state.get("data_fingerprint")
-    if saved is not None and saved != data.fingerprint():
+    if saved is not None and saved != data.fingerprint:
         raise CheckpointError(f"{path}: the image folder changed since this checkpoint (files added, removed, "
                               f"renamed or moved between classes), so its per-image state belongs to other "
                               f"images; start a new run on the changed folder")

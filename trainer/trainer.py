@@ -241,7 +241,7 @@ class Trainer:
             "epoch": epoch,
             "arch": self.config["arch"]["type"],
             "num_train": self.data.num_train,
-            "data_fingerprint": self.data.fingerprint(),
+            "data_fingerprint": self.data.fingerprint,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,

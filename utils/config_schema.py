@@ -234,6 +234,11 @@ def _args_problems(config):
     return problems
 
 
+def makes_no_noise(noise):
+    """The ``noise`` section leaves the labels as they are: type clean, or a synthetic type at rate 0."""
+    return noise.get("type") == "clean" or (noise.get("type") != "human" and noise.get("rate") == 0)
+
+
 def _folder_problems(noise, train_loss):
     """A folder dataset's labels are the given ones: no CIFAR-specific noise, and no clean-label
     reference unless synthetic noise is made on top of them."""
@@ -241,8 +246,7 @@ def _folder_problems(noise, train_loss):
     if noise.get("type") in ("asym", "human"):
         problems.append(f"'noise.type' {noise['type']} is defined for CIFAR only; a folder dataset takes "
                         f"clean (its labels as given), sym or instance (synthetic noise on top of them)")
-    no_truth = noise.get("type") == "clean" or noise.get("rate") == 0
-    if no_truth and train_loss.get("type") == "oracle_cross_entropy":
+    if makes_no_noise(noise) and train_loss.get("type") == "oracle_cross_entropy":
         problems.append("'train_loss.type' oracle_cross_entropy needs the true labels; a folder dataset "
                         "without synthetic noise (noise.type clean or noise.rate 0) has none")
     return problems
