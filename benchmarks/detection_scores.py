@@ -87,12 +87,6 @@ class EpochRecorder:
         self.epochs = []      # per epoch: dict of (N,) arrays
         self.given = self.clean = None
 
-    def on_batch(self, batch, logits):
-        pass   # the noise monitor already keeps every sample's latest logits
-
-    def on_fit_end(self, trainer):
-        pass
-
     def on_epoch_end(self, epoch, trainer):
         from trainer import noise_monitor as nm
         monitor = next(cb for cb in trainer.callbacks if isinstance(cb, nm.NoiseMonitor))
@@ -107,7 +101,6 @@ class EpochRecorder:
         if trainer.sop is not None:
             row["u2"] = (trainer.sop.u.detach().view(-1).float() ** 2).cpu().numpy()
         self.epochs.append(row)
-        return {}
 
     def report(self, epoch):
         """name -> detection AUROC at ``epoch`` (1-based), plus the fitted shares."""

@@ -113,6 +113,28 @@ def test_cross_entropy_baseline_runs(tiny_run_args, tmp_path):
     assert state["sop"] is None
 
 
+class EpochCounter:
+    """A callback with only two of the optional hooks; on_epoch_end returns nothing."""
+
+    def __init__(self):
+        self.epochs, self.batch_rows = [], 0
+
+    def on_batch(self, batch, logits):
+        self.batch_rows += len(batch.index)
+
+    def on_epoch_end(self, epoch, trainer):
+        self.epochs.append(epoch)
+
+
+def test_extra_callbacks_may_implement_only_some_hooks(tiny_run_args, tmp_path):
+    counter = EpochCounter()
+    assert train.main(tiny_run_args + ["--epochs", "2"], callbacks=[counter]) == 0
+    assert counter.epochs == [1, 2]
+    labels = np.load(os.path.join(only_run_dir(tmp_path / "saved"), "labels.npz"))
+    per_epoch = len(labels["noisy_labels"])   # 300 = 4 batches of 64 + 44; only a 1-row tail is dropped
+    assert counter.batch_rows == 2 * per_epoch
+
+
 def test_log_gives_the_realised_noise_of_a_training_subset(tiny_run_args, tmp_path):
     assert train.main(tiny_run_args + ["--epochs", "1", "-o", "data_loader.train_subset=6"]) == 0
     run_dir = only_run_dir(tmp_path / "saved")

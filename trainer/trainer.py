@@ -43,7 +43,8 @@ class Trainer:
         self.data, self.config, self.run_dir = data, config, run_dir
         self.metrics, self.log, self.device = metrics, log, device
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
-        # objects with on_batch(batch, logits), on_epoch_end(epoch, trainer) -> dict, on_fit_end(trainer)
+        # objects with any of on_batch(batch, logits), on_epoch_end(epoch, trainer) -> dict or None,
+        # on_fit_end(trainer), summary_parts(result) -> list of str, state_dict / load_state_dict
         self.callbacks = list(callbacks)
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         loss_args = config["train_loss"]["args"]
@@ -142,7 +143,7 @@ class Trainer:
             batches = itertools.islice(batches, first, None)
         for step, batch in enumerate(batches, start=first):
             logits, terms = self.train_step(batch)
-            if self.callbacks:
+            if self._hooks("on_batch"):
                 self._notify_batch(batch, logits)
             size = len(batch.index)
             predicted = logits.argmax(dim=1)
@@ -182,8 +183,12 @@ class Trainer:
         if self.dist.enabled:
             index, y, logits = all_gather_rows(batch.index, batch.y, logits)
             batch = batch._replace(index=index, y=y, x=None, x_strong=None)
-        for callback in self.callbacks:
-            callback.on_batch(batch, logits)
+        for hook in self._hooks("on_batch"):
+            hook(batch, logits)
+
+    def _hooks(self, name):
+        """The callbacks' methods called ``name`` (each hook is optional)."""
+        return [getattr(cb, name) for cb in self.callbacks if hasattr(cb, name)]
 
     def _stop_agreed(self):
         """Whether to stop now; with several ranks, as soon as any rank got a signal."""
@@ -293,8 +298,8 @@ class Trainer:
         for key, label in (("accuracy/val", "val acc"), ("accuracy/test", "test acc")):
             if key in result:
                 parts.append(f"{label} {result[key]:.4f}")
-        for callback in self.callbacks:  # optional summary_parts(result) -> list of strings
-            parts += getattr(callback, "summary_parts", lambda _: [])(result)
+        for hook in self._hooks("summary_parts"):
+            parts += hook(result)
         parts += [f"lr {result['lr']:.3g}", f"{result['time/epoch_seconds']:.1f}s",
                   f"{result['time/train_images_per_s']:.0f} img/s"]
         return " | ".join(parts)
@@ -307,8 +312,8 @@ class Trainer:
             if self.scheduler is not None:
                 self.scheduler.step()
             result.update(self._evaluate_all(epoch))
-            for callback in self.callbacks:
-                result.update(callback.on_epoch_end(epoch, self))
+            for hook in self._hooks("on_epoch_end"):
+                result.update(hook(epoch, self) or {})
             improved = self.best.update(epoch, result)
             if self.dist.is_main:
                 self.metrics.write(epoch, result)
@@ -322,8 +327,8 @@ class Trainer:
                                           f"-r {os.path.join(self.run_dir, LATEST)}", 128 + self.stop_signal)
         if not self.dist.is_main:
             return None
-        for callback in self.callbacks:
-            callback.on_fit_end(self)
+        for hook in self._hooks("on_fit_end"):
+            hook(self)
         return self.report()
 
     def report(self):
