@@ -128,14 +128,16 @@ def test_a_folder_run_exports_suspects_with_their_paths_and_no_detection_metrics
     assert os.path.basename(run_dir).startswith("folder_given_")
     with open(os.path.join(run_dir, "label_issues.csv"), encoding="utf-8", errors="surrogateescape") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["index", "given_label", "suggested_label", "score", "flag", "path"]
+    assert list(rows[0]) == ["index", "given_label", "suggested_label", "score", "flag", "given_class",
+                             "suggested_class", "path"]
     assert len(rows) == 91
     labels = np.load(os.path.join(run_dir, "labels.npz"))
     names = ["cat", "dog", "fox"]
     for row in rows:   # the path names the row's image; its folder is the given label
         assert os.path.isfile(os.path.join(tmp_path, "images", row["path"]))
         assert row["path"] == labels["files"][int(row["index"])]
-        assert row["path"].split("/")[1] == names[int(row["given_label"])]
+        assert row["path"].split("/")[1] == names[int(row["given_label"])] == row["given_class"]
+        assert row["suggested_class"] == names[int(row["suggested_label"])]
     assert any(row["path"].encode("utf-8", "surrogateescape") == b"train/cat/caf\xe9.png" for row in rows)
     summary = json.load(open(os.path.join(run_dir, "label_issues.json")))
     assert summary["class_names"] == names and "auroc" not in summary and 0 <= summary["estimated_rate"] <= 1

@@ -54,8 +54,8 @@ def test_without_clean_labels_only_the_estimate_and_the_export(tmp_path):
     assert "auroc" not in summary and summary["score"] == "loss" and summary["num_flagged"] == 2
     assert summary["estimated_rate"] == pytest.approx(0.4)
     rows = list(csv.reader(open(tmp_path / CSV_NAME)))
-    assert rows[0] == ["index", "given_label", "suggested_label", "score", "flag"]
-    assert rows[1:3] == [["1", "0", "1", "0.700000", "1"], ["3", "1", "0", "0.600000", "1"]]
+    assert rows[0] == ["index", "given_label", "suggested_label", "score", "flag", "given_class", "suggested_class"]
+    assert rows[1:3] == [["1", "0", "1", "0.700000", "1", "a", "b"], ["3", "1", "0", "0.600000", "1", "b", "a"]]
     assert [r[0] for r in rows[3:]] == ["5", "7"]
 
 
@@ -71,8 +71,12 @@ def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces
     labels = np.load(os.path.join(run_dir, "labels.npz"))
 
     rows = read_csv(os.path.join(run_dir, CSV_NAME))
-    assert list(rows[0]) == ["index", "given_label", "suggested_label", "score", "flag"]
+    assert list(rows[0]) == ["index", "given_label", "suggested_label", "score", "flag", "given_class",
+                             "suggested_class"]
     assert sorted(int(r["index"]) for r in rows) == sorted(labels["train_index"].tolist())
+    cifar10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert all(r["given_class"] == cifar10[int(r["given_label"])] and
+               r["suggested_class"] == cifar10[int(r["suggested_label"])] for r in rows)
     assert json.load(open(os.path.join(run_dir, "label_issues.json")))["score"] == "loss_avg"
     assert all(int(r["given_label"]) == labels["noisy_labels"][int(r["index"])] for r in rows)
     scores = [float(r["score"]) for r in rows]

@@ -91,8 +91,10 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
     with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.writer(f)
-        writer.writerow(["index", "given_label", "suggested_label", "score", "flag"] + (["path"] if files is not None else []))
-        writer.writerows((i, g, s, f"{sc:.6f}", int(fl), *rest) for i, g, s, sc, fl, *rest in rows)
+        writer.writerow(["index", "given_label", "suggested_label", "score", "flag", "given_class", "suggested_class"]
+                        + (["path"] if files is not None else []))
+        names = data.class_names
+        writer.writerows((i, g, s, f"{sc:.6f}", int(fl), names[g], names[s], *rest) for i, g, s, sc, fl, *rest in rows)
     summary = {"score": name, "flag_rule": "top round(mean score * N)", "num_samples": len(rows),
                "num_flagged": int(flags.sum()), "class_names": list(data.class_names), **(extra or {})}
     if clean is not None:
