@@ -46,11 +46,10 @@ def default_csv_path(checkpoint_path):
     return os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), f"label_issues_{stem}.csv")
 
 
-def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
-    """Write the label-issue CSV + JSON for a checkpoint; returns the summary dict."""
-    path = out or default_csv_path(checkpoint_path)
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise ConfigError(f"--out {path}: its directory does not exist")
+def checkpoint_predictions(checkpoint_path, data_dir=None, amp_setting=None):
+    """(data, state, train_probs, avg_probs, test accuracy) of a checkpoint: its run's data rebuilt,
+    one un-augmented pass over the training images and ``avg_probs``, that pass taken into the
+    checkpoint's average (None when it holds none)."""
     device = resolve_device()
     state = load_checkpoint(checkpoint_path, map_location=device)
     try:
@@ -77,10 +76,20 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     train_probs, _ = predict_probs(model, model, training_set_loader(data, data.eval_batch_size, device),
                                    **run_as_trained)
     monitor = next((s for s in state.get("callbacks") or () if s and "prob_ema" in s), None)
+    return data, state, train_probs, averaged_probs(monitor, train_probs), accuracy(test_probs, test_labels)
+
+
+def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
+    """Write the label-issue CSV + JSON for a checkpoint; returns the summary dict."""
+    path = out or default_csv_path(checkpoint_path)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConfigError(f"--out {path}: its directory does not exist")
+    data, state, train_probs, avg_probs, test_accuracy = checkpoint_predictions(checkpoint_path, data_dir,
+                                                                                amp_setting)
     try:
-        return export_label_issues(path, data, train_probs, averaged_probs(monitor, train_probs), extra={
+        return export_label_issues(path, data, train_probs, avg_probs, extra={
             "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(state["epoch"]),
-            "test_accuracy": accuracy(test_probs, test_labels), "csv": path})
+            "test_accuracy": test_accuracy, "csv": path})
     except OSError as err:
         raise ConfigError(f"cannot write {path}: {err.strerror}") from None
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.label_issues import (candidate_scores, detection_metrics, estimated_transition, flag,
-                                label_issue_table, suggest_labels)
+from model.label_issues import (candidate_scores, detection_metrics, estimated_noise_rate, estimated_transition,
+                                flag, label_issue_table, suggest_labels)
 
 
 def test_candidate_scores_hand_case():
@@ -27,12 +27,44 @@ def test_cross_entropy_model_only_gets_the_loss_score():
     assert list(scores) == ["loss"] and scores["loss"].tolist() == pytest.approx([0.25])
 
 
-def test_flags_are_the_estimated_number_of_wrong_labels_highest_scores_first():
-    # mean 0.45 -> round(1.8) = 2 flagged
-    assert flag(torch.tensor([0.2, 0.5, 0.1, 1.0])).tolist() == [False, True, False, True]
-    # mean 0.6 -> 3 flagged of a five-way tie: the earlier samples first
-    assert flag(torch.tensor([0.6, 0.6, 0.6, 0.6, 0.6])).tolist() == [True, True, True, False, False]
+def test_two_separate_groups_of_scores_give_their_exact_proportion():
+    scores = torch.tensor([0.1] * 70 + [0.9] * 30)
+    assert estimated_noise_rate(scores) == pytest.approx(0.3)
+    assert flag(scores).tolist() == [False] * 70 + [True] * 30
+
+
+def test_an_underfitted_network_does_not_inflate_the_estimate():
+    # clean labels the network only half believes (0.3) and wrong ones it rejects (0.95): the mean
+    # score, 0.56, would call 56% wrong; the mixture finds the 40% group
+    scores = torch.tensor([0.95] * 40 + [0.3] * 60)
+    assert estimated_noise_rate(scores) == pytest.approx(0.4)
+    assert flag(scores).sum() == 40 and flag(scores)[:40].all()
+
+
+def test_the_mixture_weight_of_sampled_scores_is_recovered():
+    g = torch.Generator().manual_seed(0)
+    clean = (0.15 + 0.08 * torch.randn(2000, generator=g)).clamp(0, 1)
+    wrong = (0.85 + 0.05 * torch.randn(1000, generator=g)).clamp(0, 1)
+    assert estimated_noise_rate(torch.cat([clean, wrong])) == pytest.approx(1 / 3, abs=0.005)
+    # the order of the samples does not matter (the fit sees a histogram)
+    assert estimated_noise_rate(torch.cat([wrong, clean])) == estimated_noise_rate(torch.cat([clean, wrong]))
+
+
+def test_when_the_rejected_group_outweighs_the_mean_score_the_mean_is_taken():
+    # 20 samples rejected (0.6) among 80 well fitted (0.05): the group weighs 0.2, the mean score
+    # 0.8 * 0.05 + 0.2 * 0.6 = 0.16 is smaller
+    scores = torch.tensor([0.05] * 80 + [0.6] * 20)
+    assert estimated_noise_rate(scores) == pytest.approx(0.16)
+    assert flag(scores).sum() == 16
+
+
+def test_without_a_group_the_network_rejects_the_estimate_is_the_mean_score():
+    # EM splits any scores in two; here the higher group (mean 0.025) is still believed: mean 0.02 -> none
+    assert estimated_noise_rate(torch.tensor([0.01, 0.02, 0.03])) == pytest.approx(0.02)
     assert not flag(torch.tensor([0.01, 0.02, 0.03])).any()
+    # scores that do not vary: mean 0.6 -> 3 flagged of a five-way tie, the earlier samples first
+    assert flag(torch.tensor([0.6, 0.6, 0.6, 0.6, 0.6])).tolist() == [True, True, True, False, False]
+    assert flag(torch.tensor([])).tolist() == []
 
 
 def test_suggestion_is_the_prediction_or_for_a_flagged_agreeing_sample_the_runner_up():
@@ -53,14 +85,13 @@ def test_detection_metrics_hand_case_with_a_tie():
     scores = torch.tensor([0.9, 0.6, 0.6, 0.2])
     given = torch.tensor([1, 2, 0, 0])
     clean = torch.tensor([0, 2, 1, 0])                      # noisy: samples 0 and 2
-    flags = flag(scores)                                    # mean 0.575 -> round(2.3) = 2: samples 0, 1
-    assert flags.tolist() == [True, True, False, False]
+    flags = torch.tensor([True, True, False, False])
     suggested = torch.tensor([0, 2, 0, 0])                  # right on 0 and 1
     m = detection_metrics(scores, flags, suggested, given, clean)
     # pos {0.9, 0.6} vs neg {0.6, 0.2}: 1 + 1 + 0.5 (tie) + 1 over 4 pairs
     assert m["auroc"] == pytest.approx(0.875)
     assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((0.5, 0.5, 0.5))
-    assert m["estimated_rate"] == pytest.approx(2.3 / 4)
+    assert m["estimated_rate"] == 0.5                       # the flagged fraction
     assert m["realised_rate"] == 0.5 and m["flagged_fraction"] == 0.5
     assert m["suggested_accuracy"] == 1.0
     m = detection_metrics(scores, torch.tensor([True, True, True, False]), torch.tensor([0, 2, 0, 0]), given, clean)

@@ -13,6 +13,7 @@ import torch
 import evaluate
 import train
 from data_loader.loaders import Batch
+from model.label_issues import estimated_noise_rate
 from trainer.noise_monitor import CSV_NAME, NoiseMonitor, averaged_probs, export_label_issues
 
 
@@ -39,7 +40,8 @@ def test_cross_entropy_run_reports_small_loss_detection_from_the_training_logits
     # scores 1 - p(given) = 0.9, 0.1, 0.7, 0.2: both noisy samples rank first, both flagged
     assert result["noise/auroc"] == 1.0 and result["noise_candidates/auroc_loss"] == 1.0
     assert (result["noise/precision"], result["noise/recall"], result["noise/f1"]) == (1.0, 1.0, 1.0)
-    assert result["noise/estimated_rate"] == pytest.approx(0.475)
+    # mean score 0.475 below the rejected group's weight 0.5 ({0.7, 0.9}): round(1.9) = 2 of 4
+    assert result["noise/estimated_rate"] == 0.5
     assert result["noise/realised_rate"] == 0.5
     assert result["noise/suggested_accuracy"] == 1.0           # suggested 1 and 0 are the clean labels
     assert "noise_candidates/auroc_u2" not in result
@@ -50,9 +52,9 @@ def test_without_clean_labels_only_the_estimate_and_the_export(tmp_path):
     data = fake_data(clean=None)
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs)
-    # no average: score 1 - p_given = 0.1, 0.2, 0.6, 0.7; mean 0.4 -> 2 flagged
+    # no average: score 1 - p_given = 0.1, 0.2, 0.6, 0.7; mean 0.4 (group {0.6, 0.7}: 0.5) -> 2 flagged
     assert "auroc" not in summary and summary["score"] == "loss" and summary["num_flagged"] == 2
-    assert summary["estimated_rate"] == pytest.approx(0.4)
+    assert summary["estimated_rate"] == 0.5
     rows = list(csv.reader(open(tmp_path / CSV_NAME)))
     assert rows[0] == ["index", "given_label", "suggested_label", "score", "flag", "given_class", "suggested_class"]
     assert rows[1:3] == [["1", "0", "1", "0.700000", "1", "a", "b"], ["3", "1", "0", "0.600000", "1", "b", "a"]]
@@ -81,7 +83,8 @@ def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces
     assert all(int(r["given_label"]) == labels["noisy_labels"][int(r["index"])] for r in rows)
     scores = [float(r["score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
-    num_flagged = round(sum(scores) / len(scores) * len(scores))   # the estimated number of wrong labels
+    num_flagged = round(estimated_noise_rate(torch.tensor(scores)) * len(scores))   # from the written scores
+    assert num_flagged == json.load(open(os.path.join(run_dir, "label_issues.json")))["num_flagged"]
     assert [r["flag"] for r in rows] == ["1"] * num_flagged + ["0"] * (len(rows) - num_flagged)
 
     metrics = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
@@ -155,9 +158,10 @@ def test_export_with_no_noisy_labels_writes_null_auroc(tmp_path):
     monitor = NoiseMonitor(data)
     monitor.on_batch(Batch(torch.arange(4), None, None, None), probs.log())
     result = monitor.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
-    assert math.isnan(result["noise/auroc"]) and monitor.summary_parts(result) == ["est. noise 0.400"]
+    assert math.isnan(result["noise/auroc"]) and monitor.summary_parts(result) == ["est. noise 0.500"]
     assert saved["auroc"] is None and summary["auroc"] is None and saved["realised_rate"] == 0.0
-    assert saved["num_flagged"] == 2 and saved["precision"] == 0.0   # round(0.4 * 4) = 2, both wrongly
+    # mean 0.4 (group {0.6, 0.7}: 0.5) -> round(1.6) = 2 of 4 flagged, both wrongly
+    assert saved["num_flagged"] == 2 and saved["precision"] == 0.0
 
 
 def test_epoch_averaged_scores_are_a_bias_corrected_moving_average_that_survives_resume():
@@ -218,7 +222,7 @@ def test_runs_rank_by_the_averaged_loss_and_the_export_takes_the_clean_pass_into
     assert summary["score"] == "loss_avg" and summary["auroc"] == 1.0
     assert (summary["precision"], summary["recall"]) == (1.0, 1.0)
     rows = read_csv(tmp_path / CSV_NAME)
-    # 1 - average = 0.5895, 0.2421, 0.7105, 0.3105; mean 0.4632 -> round(1.85) = 2 flagged
+    # 1 - average = 0.5895, 0.2421, 0.7105, 0.3105; mean 0.4632 (group {0.59, 0.71}: 0.5) -> 2 flagged
     assert [(r["index"], r["given_label"], r["score"], r["flag"]) for r in rows] == [
         ("3", "1", "0.710526", "1"), ("7", "0", "0.589474", "1"), ("1", "0", "0.310526", "0"),
         ("5", "1", "0.242105", "0")]

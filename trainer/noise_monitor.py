@@ -95,12 +95,12 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
                         + (["path"] if files is not None else []))
         names = data.class_names
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl), names[g], names[s], *rest) for i, g, s, sc, fl, *rest in rows)
-    summary = {"score": name, "flag_rule": "top round(mean score * N)", "num_samples": len(rows),
+    summary = {"score": name, "flag_rule": "top round(estimated rate * N); rate: two-Gaussian mixture on the scores", "num_samples": len(rows),
                "num_flagged": int(flags.sum()), "class_names": list(data.class_names), **(extra or {})}
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
     else:
-        summary["estimated_rate"] = float(scores.mean())
+        summary["estimated_rate"] = float(flags.float().mean())
     summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
     with open(summary_path(path), "w") as f:
         json.dump(summary, f, indent=2)
@@ -147,7 +147,8 @@ class NoiseMonitor:
         probs = self.logits.softmax(dim=1)
         given, clean = self.data.train_noisy, self.data.train_clean
         name, scores, flags, suggested, candidates = analyse(probs, given, u, v, avg_probs=self._update_average(probs))
-        result = {"noise/estimated_rate": float(scores.mean()), "noise/flagged_fraction": float(flags.float().mean())}
+        rate = float(flags.float().mean())   # flag() flags the estimated number of wrong labels
+        result = {"noise/estimated_rate": rate, "noise/flagged_fraction": rate}
         if clean is not None:
             result.update({f"noise/{k}": value for k, value in
                            li.detection_metrics(scores, flags, suggested, given, clean).items()})

@@ -1,0 +1,88 @@
+"""How many labels to flag: each rule's estimate of the noise rate against the realised one.
+
+    python benchmarks/flag_rules.py RUN [RUN ...] [--data-dir DIR] [--out FILE.md]
+
+RUN is a checkpoint or a run directory (its checkpoint-latest.pth) of a run with
+known true labels (synthetic noise, CIFAR-N). For each, as `evaluate.py` does:
+the run's data rebuilt, one un-augmented pass taken into the checkpoint's
+average, the exported score; then the top round(rate * N) scores flagged for
+the rate of each rule: the mean score (each score read as P(wrong); the rule
+before the mixture), the two-Gaussian mixture (`estimated_noise_rate`, what
+runs use) and the true number of wrong labels (a reference only the truth
+gives). Prints and writes a markdown table of rate, precision, recall and F1.
+"""
+import argparse
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+RULES = ("mean score", "mixture", "smaller", "true count")
+
+
+def rule_rates(scores, noisy):
+    from model.label_issues import estimated_noise_rate
+    mean, mixture = float(scores.float().mean()), estimated_noise_rate(scores)
+    return {"mean score": mean, "mixture": mixture, "smaller": min(mean, mixture),
+            "true count": float(noisy.float().mean())}
+
+
+def measure(run, data_dir=None):
+    """One table row (a dict) for a run directory or checkpoint."""
+    import evaluate
+    from model import label_issues as li
+    from model.metrics import precision_recall_f1
+    from trainer.checkpoint import find_resume_checkpoint
+    from trainer.noise_monitor import analyse
+    from utils.errors import ConfigError
+    checkpoint = find_resume_checkpoint(run)
+    data, state, probs, avg_probs, test_accuracy = evaluate.checkpoint_predictions(checkpoint, data_dir)
+    if data.train_clean is None:
+        raise ConfigError(f"{run}: its true labels are unknown, so no rule can be scored")
+    given = data.train_noisy
+    noisy = given != data.train_clean
+    name, scores, *_ = analyse(probs, given, avg_probs=avg_probs)
+    row = {"run": checkpoint, "epoch": int(state["epoch"]), "score": name,
+           "auroc": li.auroc(scores, noisy), "realised": float(noisy.float().mean()),
+           "test_accuracy": test_accuracy}
+    for rule, rate in rule_rates(scores, noisy).items():
+        flags = li.flag(scores, rate)
+        precision, recall, f1 = precision_recall_f1(flags, noisy)
+        row[rule] = {"rate": int(flags.sum()) / len(flags), "precision": precision, "recall": recall, "f1": f1}
+    return row
+
+
+def table(rows):
+    head = "| run | epoch | AUROC | realised | " + " | ".join(f"{r}: rate / P / R / F1" for r in RULES) + " |"
+    lines = [head, "|" + "---|" * (4 + len(RULES))]
+    for row in rows:
+        cells = [f"{row[r]['rate']:.3f} / {row[r]['precision']:.3f} / {row[r]['recall']:.3f} / {row[r]['f1']:.3f}"
+                 for r in RULES]
+        lines.append(f"| {row['run']} | {row['epoch']} | {row['auroc']:.3f} | {row['realised']:.3f} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="checkpoints or run directories")
+    p.add_argument("--data-dir", help="where the dataset is, if not where the runs found it")
+    p.add_argument("--out", help="also write the table to this markdown file")
+    args = p.parse_args(argv)
+    from utils.errors import UserError
+    try:
+        rows = [measure(run, args.data_dir) for run in args.runs]
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    text = table(rows)
+    print(text, end="")
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
