@@ -7,9 +7,11 @@ known true labels (synthetic noise, CIFAR-N). For each, as `evaluate.py` does:
 the run's data rebuilt, one un-augmented pass taken into the checkpoint's
 average, the exported score; then the top round(rate * N) scores flagged for
 the rate of each rule: the mean score (each score read as P(wrong); the rule
-before the mixture), the two-Gaussian mixture (`estimated_noise_rate`, what
-runs use) and the true number of wrong labels (a reference only the truth
-gives). Prints and writes a markdown table of rate, precision, recall and F1.
+before the mixture), the weight of the group of labels the network rejects
+(`rejected_group_weight`; the mean score where there is no such group), the
+smaller of the two (`estimated_noise_rate`, what runs use) and the true number
+of wrong labels (a reference only the truth gives). Prints and writes a
+markdown table of rate, precision, recall and F1.
 """
 import argparse
 import os
@@ -18,14 +20,14 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-RULES = ("mean score", "mixture", "smaller", "true count")
+RULES = ("mean score", "rejected group", "smaller (runs)", "true count")
 
 
 def rule_rates(scores, noisy):
-    from model.label_issues import estimated_noise_rate
-    mean, mixture = float(scores.float().mean()), estimated_noise_rate(scores)
-    return {"mean score": mean, "mixture": mixture, "smaller": min(mean, mixture),
-            "true count": float(noisy.float().mean())}
+    from model.label_issues import estimated_noise_rate, rejected_group_weight
+    mean, group = float(scores.double().mean()), rejected_group_weight(scores)
+    return {"mean score": mean, "rejected group": mean if group is None else group,
+            "smaller (runs)": estimated_noise_rate(scores), "true count": float(noisy.float().mean())}
 
 
 def measure(run, data_dir=None):

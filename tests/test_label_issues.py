@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.label_issues import (candidate_scores, detection_metrics, estimated_noise_rate, estimated_transition,
-                                flag, label_issue_table, suggest_labels)
+                                flag, label_issue_table, rejected_group_weight, suggest_labels)
 
 
 def test_candidate_scores_hand_case():
@@ -37,7 +37,7 @@ def test_an_underfitted_network_does_not_inflate_the_estimate():
     # clean labels the network only half believes (0.3) and wrong ones it rejects (0.95): the mean
     # score, 0.56, would call 56% wrong; the mixture finds the 40% group
     scores = torch.tensor([0.95] * 40 + [0.3] * 60)
-    assert estimated_noise_rate(scores) == pytest.approx(0.4)
+    assert rejected_group_weight(scores) == pytest.approx(0.4) and estimated_noise_rate(scores) == pytest.approx(0.4)
     assert flag(scores).sum() == 40 and flag(scores)[:40].all()
 
 
@@ -54,12 +54,14 @@ def test_when_the_rejected_group_outweighs_the_mean_score_the_mean_is_taken():
     # 20 samples rejected (0.6) among 80 well fitted (0.05): the group weighs 0.2, the mean score
     # 0.8 * 0.05 + 0.2 * 0.6 = 0.16 is smaller
     scores = torch.tensor([0.05] * 80 + [0.6] * 20)
+    assert rejected_group_weight(scores) == pytest.approx(0.2)
     assert estimated_noise_rate(scores) == pytest.approx(0.16)
     assert flag(scores).sum() == 16
 
 
 def test_without_a_group_the_network_rejects_the_estimate_is_the_mean_score():
     # EM splits any scores in two; here the higher group (mean 0.025) is still believed: mean 0.02 -> none
+    assert rejected_group_weight(torch.tensor([0.01, 0.02, 0.03])) is None
     assert estimated_noise_rate(torch.tensor([0.01, 0.02, 0.03])) == pytest.approx(0.02)
     assert not flag(torch.tensor([0.01, 0.02, 0.03])).any()
     # scores that do not vary: mean 0.6 -> 3 flagged of a five-way tie, the earlier samples first

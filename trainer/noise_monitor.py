@@ -95,7 +95,8 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
                         + (["path"] if files is not None else []))
         names = data.class_names
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl), names[g], names[s], *rest) for i, g, s, sc, fl, *rest in rows)
-    summary = {"score": name, "flag_rule": "top round(estimated rate * N); rate: two-Gaussian mixture on the scores", "num_samples": len(rows),
+    summary = {"score": name, "num_samples": len(rows),
+               "flag_rule": "top round(rate * N); rate: the smaller of the mean score and the rejected group's weight",
                "num_flagged": int(flags.sum()), "class_names": list(data.class_names), **(extra or {})}
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
