@@ -39,7 +39,8 @@ centring and u^2 ranked worse (benchmarks/detection_scores.py; README).
 
 The flagged samples are the round(rate * N) highest scores, and the rate is
 `estimated_noise_rate`: the smaller of the mean score (each score read as
-P(wrong)) and the weight of the group of labels the network rejects. Scores
+P(wrong)) and the weight of the group of labels the network rejects
+(`rejected_group_weight`). Scores
 are not calibrated: a network that fits only part of its clean images gives
 many of them p_given well below 1, so the mean alone overestimated (50%
 symmetric, 300 images per class: 0.54 for SOP, 0.62 for SOP+, 0.45 realised;
@@ -88,6 +89,7 @@ def candidate_scores(probs, given, u=None, v=None, avg_probs=None):
 
 
 MIN_COMPONENT_STD = 0.03   # scores live in [0, 1]; a narrower Gaussian would fit a spike, not a group
+MIN_SEPARATION = 2.0       # Ashman's D above which two Gaussians make two distinct groups, not one
 EM_BINS, EM_ITERATIONS, EM_TOLERANCE = 1000, 500, 1e-9
 
 
@@ -97,7 +99,7 @@ def estimated_noise_rate(scores):
     has not fitted as partly wrong; `rejected_group_weight` also counts a group of hard clean
     samples when there are no wrong labels to find. The mean score alone when there is no
     rejected group."""
-    x = scores.detach().to("cpu", torch.float64).flatten()
+    x = scores.detach().cpu().double().flatten()
     mean = float(x.mean()) if len(x) else 0.0
     group = rejected_group_weight(x)
     return mean if group is None else min(mean, group)
@@ -106,11 +108,13 @@ def estimated_noise_rate(scores):
 def rejected_group_weight(scores):
     """The weight of the higher-mean component of two Gaussians fitted to the scores by EM, the
     group of labels the network rejects; None when that component's mean is at most 1/2 (no group
-    of labels looks wrong to the network) or the scores do not vary. The fit runs on a histogram
+    of labels looks wrong to the network), when the two are not distinct groups (Ashman's
+    D = sqrt(2) |mean gap| / sqrt(var_1 + var_2) <= MIN_SEPARATION: EM splits any cluster in two,
+    e.g. the near-uniform scores of an untrained network) or when the scores do not vary. The fit runs on a histogram
     of EM_BINS bins (width <= 1/1000, far below MIN_COMPONENT_STD), so it costs the same for any
     number of samples."""
-    x = scores.detach().to("cpu", torch.float64).flatten()
-    if len(x) < 2 or float(x.max() - x.min()) < 1e-6:
+    x = scores.detach().cpu().double().flatten()
+    if len(x) < 2 or not bool(torch.isfinite(x).all()) or float(x.max() - x.min()) < 1e-6:
         return None
     low, high = float(x.min()), float(x.max())
     counts = torch.histc(x, bins=EM_BINS, min=low, max=high)
@@ -138,7 +142,8 @@ def rejected_group_weight(scores):
             break
         previous = total
     high = int(mean.argmax())
-    return float(weight[high]) if float(mean[high]) > 0.5 else None
+    separation = math.sqrt(2) * float(mean.max() - mean.min()) / math.sqrt(float(var.sum()))
+    return float(weight[high]) if float(mean[high]) > 0.5 and separation > MIN_SEPARATION else None
 
 
 def flag(scores, rate=None):

@@ -46,8 +46,9 @@ def test_the_mixture_weight_of_sampled_scores_is_recovered():
     clean = (0.15 + 0.08 * torch.randn(2000, generator=g)).clamp(0, 1)
     wrong = (0.85 + 0.05 * torch.randn(1000, generator=g)).clamp(0, 1)
     assert estimated_noise_rate(torch.cat([clean, wrong])) == pytest.approx(1 / 3, abs=0.005)
-    # the order of the samples does not matter (the fit sees a histogram)
-    assert estimated_noise_rate(torch.cat([wrong, clean])) == estimated_noise_rate(torch.cat([clean, wrong]))
+    # the order of the samples does not matter
+    assert estimated_noise_rate(torch.cat([wrong, clean])) == pytest.approx(estimated_noise_rate(torch.cat([clean, wrong])),
+                                                                             abs=1e-9)
 
 
 def test_when_the_rejected_group_outweighs_the_mean_score_the_mean_is_taken():
@@ -57,6 +58,22 @@ def test_when_the_rejected_group_outweighs_the_mean_score_the_mean_is_taken():
     assert rejected_group_weight(scores) == pytest.approx(0.2)
     assert estimated_noise_rate(scores) == pytest.approx(0.16)
     assert flag(scores).sum() == 16
+
+
+def test_one_cluster_is_not_split_into_a_rejected_group():
+    g = torch.Generator().manual_seed(0)
+    # EM splits a single cluster at 0.9 in two (weights ~0.7 / 0.3) whose means nearly coincide:
+    # Ashman's D ~ 0, no rejected group, the mean score
+    cluster = (0.9 + 0.02 * torch.randn(1000, generator=g)).clamp(0, 1)
+    assert rejected_group_weight(cluster) is None
+    assert estimated_noise_rate(cluster) == pytest.approx(float(cluster.double().mean()))
+    # an untrained network: 1 - p_given of random logits over 10 classes, one broad cluster near 0.9
+    untrained = 1 - torch.softmax(torch.randn(5000, 10, generator=g), dim=1)[:, 0]
+    assert rejected_group_weight(untrained) is None
+
+
+def test_non_finite_scores_are_not_fitted():
+    assert rejected_group_weight(torch.tensor([0.1, float("nan"), 0.9])) is None
 
 
 def test_without_a_group_the_network_rejects_the_estimate_is_the_mean_score():
