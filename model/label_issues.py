@@ -40,15 +40,14 @@ centring and u^2 ranked worse (benchmarks/detection_scores.py; README).
 The flagged samples are the round(rate * N) highest scores, and the rate is
 `estimated_noise_rate`: the smaller of the mean score (each score read as
 P(wrong)) and the weight of the group of labels the network rejects
-(`rejected_group_weight`). Scores
-are not calibrated: a network that fits only part of its clean images gives
-many of them p_given well below 1, so the mean alone overestimated (50%
-symmetric, 300 images per class: 0.54 for SOP, 0.62 for SOP+, 0.45 realised;
-all of CIFAR-10 at 36%, SOP+ after 6 and 15 of 15 epochs: 0.77, 0.65), while
-the rejected group was within 0.04 (0.43, 0.48; 0.34, 0.33; F1 on all data
-0.89 against 0.71). On clean labels the mixture still splits
-off the hard images (0.31, the mean 0.20), hence the smaller of the two
-(benchmarks/flag_rules.py). A fixed threshold (score > 1/2) assumes
+(`rejected_group_weight`). Scores are not calibrated: a network that fits only
+part of its clean images gives many of them p_given well below 1, so the mean
+alone overestimated (50% symmetric, 300 images per class: 0.54 for SOP, 0.62
+for SOP+, 0.45 realised; all of CIFAR-10 at 36%, SOP+ after 6 and 15 of 15
+epochs: 0.77, 0.65), while the rejected group was within 0.04 (0.43, 0.48;
+0.34, 0.33; F1 on all data 0.89 against 0.71). On clean labels the mixture
+still splits off the hard images (0.31, the mean 0.20), hence the smaller of
+the two (benchmarks/flag_rules.py). A fixed threshold (score > 1/2) assumes
 calibration as well: in a 10-epoch run u^2 is still ~0 for everyone (sop <=
 1/2: F1 0.02).
 """
@@ -91,6 +90,7 @@ def candidate_scores(probs, given, u=None, v=None, avg_probs=None):
 MIN_COMPONENT_STD = 0.03   # scores live in [0, 1]; a narrower Gaussian would fit a spike, not a group
 MIN_SEPARATION = 2.0       # Ashman's D above which two Gaussians make two distinct groups, not one
 EM_BINS, EM_ITERATIONS, EM_TOLERANCE = 1000, 500, 1e-9
+FLAG_RULE = "top round(rate * N); rate: the smaller of the mean score and the rejected group's weight"
 
 
 def estimated_noise_rate(scores):
@@ -110,9 +110,9 @@ def rejected_group_weight(scores):
     group of labels the network rejects; None when that component's mean is at most 1/2 (no group
     of labels looks wrong to the network), when the two are not distinct groups (Ashman's
     D = sqrt(2) |mean gap| / sqrt(var_1 + var_2) <= MIN_SEPARATION: EM splits any cluster in two,
-    e.g. the near-uniform scores of an untrained network) or when the scores do not vary. The fit runs on a histogram
-    of EM_BINS bins (width <= 1/1000, far below MIN_COMPONENT_STD), so it costs the same for any
-    number of samples."""
+    e.g. the near-uniform scores of an untrained network) or when the scores do not vary. The fit
+    runs on a histogram of EM_BINS bins (width <= 1/1000, far below MIN_COMPONENT_STD), so it costs
+    the same for any number of samples."""
     x = scores.detach().cpu().double().flatten()
     if len(x) < 2 or not bool(torch.isfinite(x).all()) or float(x.max() - x.min()) < 1e-6:
         return None
@@ -182,9 +182,8 @@ def detection_metrics(scores, flags, suggested, given, clean):
     return {
         "auroc": auroc(scores, noisy),
         "precision": precision, "recall": recall, "f1": f1,
-        "estimated_rate": float(flags.float().mean()),   # the estimate, rounded to whole samples
+        "estimated_rate": float(flags.float().mean()),   # the flagged fraction: the estimate in whole samples
         "realised_rate": float(noisy.float().mean()),
-        "flagged_fraction": float(flags.float().mean()),
         # nan when nothing is flagged, like accuracy of an empty batch
         "suggested_accuracy": float(suggested_ok.mean()) if len(flagged) else float("nan"),
     }

@@ -232,5 +232,6 @@ def test_runs_rank_by_the_averaged_loss_and_the_export_takes_the_clean_pass_into
     monitor.on_batch(Batch(torch.arange(4), None, None, None), clean_pass.log())
     result = monitor.on_epoch_end(2, trainer)                      # the same numbers as a training epoch
     assert result["noise/auroc"] == 1.0 and result["noise_candidates/auroc_sop_avg"] == 0.75
+    assert result["noise_candidates/f1_loss_avg"] == result["noise/f1"]      # the run's own score and flags
     # this epoch alone: loss 0.4, 0.1, 0.9, 0.5 (AUROC 0.75); sop 0.2, 0.23, 0.45, 0.25 (AUROC 0.5)
     assert result["noise_candidates/auroc_loss"] == 0.75 and result["noise_candidates/auroc_sop"] == 0.5

@@ -96,7 +96,7 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
         names = data.class_names
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl), names[g], names[s], *rest) for i, g, s, sc, fl, *rest in rows)
     summary = {"score": name, "num_samples": len(rows),
-               "flag_rule": "top round(rate * N); rate: the smaller of the mean score and the rejected group's weight",
+               "flag_rule": li.FLAG_RULE,
                "num_flagged": int(flags.sum()), "class_names": list(data.class_names), **(extra or {})}
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
@@ -148,15 +148,15 @@ class NoiseMonitor:
         probs = self.logits.softmax(dim=1)
         given, clean = self.data.train_noisy, self.data.train_clean
         name, scores, flags, suggested, candidates = analyse(probs, given, u, v, avg_probs=self._update_average(probs))
-        rate = float(flags.float().mean())   # flag() flags the estimated number of wrong labels
-        result = {"noise/estimated_rate": rate, "noise/flagged_fraction": rate}
+        result = {"noise/estimated_rate": float(flags.float().mean())}   # flag() flags that many
         if clean is not None:
             result.update({f"noise/{k}": value for k, value in
                            li.detection_metrics(scores, flags, suggested, given, clean).items()})
             noisy = given != clean
             for key, values in candidates.items():
                 result[f"noise_candidates/auroc_{key}"] = auroc(values, noisy)
-                result[f"noise_candidates/f1_{key}"] = precision_recall_f1(li.flag(values), noisy)[2]
+                candidate_flags = flags if key == name else li.flag(values)
+                result[f"noise_candidates/f1_{key}"] = precision_recall_f1(candidate_flags, noisy)[2]
         if trainer.metrics is not None and (epoch % self.visual_every == 0 or epoch == trainer.epochs):
             self._visuals(epoch, trainer.metrics, scores, suggested, u)
         return result

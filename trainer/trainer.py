@@ -46,6 +46,7 @@ class Trainer:
         # objects with any of on_batch(batch, logits), on_epoch_end(epoch, trainer) -> dict or None,
         # on_fit_end(trainer), summary_parts(result) -> list of str, state_dict / load_state_dict
         self.callbacks = list(callbacks)
+        self._batch_hooks = self._hooks("on_batch")   # looked up once: they run at every step
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         loss_args = config["train_loss"]["args"]
         self.ratio_consistency = float(loss_args.get("ratio_consistency", 0.0))
@@ -143,7 +144,7 @@ class Trainer:
             batches = itertools.islice(batches, first, None)
         for step, batch in enumerate(batches, start=first):
             logits, terms = self.train_step(batch)
-            if self._hooks("on_batch"):
+            if self._batch_hooks:
                 self._notify_batch(batch, logits)
             size = len(batch.index)
             predicted = logits.argmax(dim=1)
@@ -183,7 +184,7 @@ class Trainer:
         if self.dist.enabled:
             index, y, logits = all_gather_rows(batch.index, batch.y, logits)
             batch = batch._replace(index=index, y=y, x=None, x_strong=None)
-        for hook in self._hooks("on_batch"):
+        for hook in self._batch_hooks:
             hook(batch, logits)
 
     def _hooks(self, name):
