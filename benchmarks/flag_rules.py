@@ -27,7 +27,7 @@ def rule_rates(scores, noisy):
     from model.label_issues import estimated_noise_rate, rejected_group_weight
     mean, group = float(scores.double().mean()), rejected_group_weight(scores)
     return {"mean score": mean, "rejected group": mean if group is None else group,
-            "smaller (runs)": estimated_noise_rate(scores), "true count": float(noisy.float().mean())}
+            "smaller (runs)": estimated_noise_rate(scores), "true count": float(noisy.double().mean())}
 
 
 def measure(run, data_dir=None):
@@ -46,7 +46,7 @@ def measure(run, data_dir=None):
     noisy = given != data.train_clean
     name, scores, *_ = analyse(probs, given, avg_probs=avg_probs)
     row = {"run": checkpoint, "epoch": int(state["epoch"]), "score": name,
-           "auroc": li.auroc(scores, noisy), "realised": float(noisy.float().mean()),
+           "auroc": li.auroc(scores, noisy), "realised": float(noisy.double().mean()),
            "test_accuracy": test_accuracy}
     for rule, rate in rule_rates(scores, noisy).items():
         flags = li.flag(scores, rate)

@@ -101,7 +101,7 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
     else:
-        summary["estimated_rate"] = float(flags.float().mean())
+        summary["estimated_rate"] = float(flags.double().mean())
     summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
     with open(summary_path(path), "w") as f:
         json.dump(summary, f, indent=2)
@@ -148,7 +148,7 @@ class NoiseMonitor:
         probs = self.logits.softmax(dim=1)
         given, clean = self.data.train_noisy, self.data.train_clean
         name, scores, flags, suggested, candidates = analyse(probs, given, u, v, avg_probs=self._update_average(probs))
-        result = {"noise/estimated_rate": float(flags.float().mean())}   # flag() flags that many
+        result = {"noise/estimated_rate": float(flags.double().mean())}   # flag() flags that many
         if clean is not None:
             result.update({f"noise/{k}": value for k, value in
                            li.detection_metrics(scores, flags, suggested, given, clean).items()})
