@@ -15,6 +15,9 @@ import argparse
 import json
 import os
 import sys
+from typing import NamedTuple
+
+import torch
 
 from data_loader.build import build_data
 from model.metrics import accuracy
@@ -46,10 +49,21 @@ def default_csv_path(checkpoint_path):
     return os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), f"label_issues_{stem}.csv")
 
 
+class CheckpointPredictions(NamedTuple):
+    data: object                 # the run's data, rebuilt from the checkpoint's config
+    state: dict                  # the checkpoint
+    train_probs: torch.Tensor    # (N, C): one un-augmented pass over the training images
+    avg_probs: torch.Tensor      # that pass taken into the checkpoint's average (None when it holds none)
+    test_probs: torch.Tensor     # (N_test, C)
+    test_labels: torch.Tensor
+
+    @property
+    def test_accuracy(self):
+        return accuracy(self.test_probs, self.test_labels)
+
+
 def checkpoint_predictions(checkpoint_path, data_dir=None, amp_setting=None):
-    """(data, state, train_probs, avg_probs, test accuracy) of a checkpoint: its run's data rebuilt,
-    one un-augmented pass over the training images and ``avg_probs``, that pass taken into the
-    checkpoint's average (None when it holds none)."""
+    """A checkpoint's predictions on its run's training and test images (CheckpointPredictions)."""
     device = resolve_device()
     state = load_checkpoint(checkpoint_path, map_location=device)
     try:
@@ -76,7 +90,8 @@ def checkpoint_predictions(checkpoint_path, data_dir=None, amp_setting=None):
     train_probs, _ = predict_probs(model, model, training_set_loader(data, data.eval_batch_size, device),
                                    **run_as_trained)
     monitor = next((s for s in state.get("callbacks") or () if s and "prob_ema" in s), None)
-    return data, state, train_probs, averaged_probs(monitor, train_probs), accuracy(test_probs, test_labels)
+    return CheckpointPredictions(data, state, train_probs, averaged_probs(monitor, train_probs),
+                                 test_probs, test_labels)
 
 
 def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
@@ -84,12 +99,11 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     path = out or default_csv_path(checkpoint_path)
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise ConfigError(f"--out {path}: its directory does not exist")
-    data, state, train_probs, avg_probs, test_accuracy = checkpoint_predictions(checkpoint_path, data_dir,
-                                                                                amp_setting)
+    pred = checkpoint_predictions(checkpoint_path, data_dir, amp_setting)
     try:
-        return export_label_issues(path, data, train_probs, avg_probs, extra={
-            "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(state["epoch"]),
-            "test_accuracy": test_accuracy, "csv": path})
+        return export_label_issues(path, pred.data, pred.train_probs, pred.avg_probs, extra={
+            "checkpoint": os.path.abspath(checkpoint_path), "epoch": int(pred.state["epoch"]),
+            "test_accuracy": pred.test_accuracy, "csv": path})
     except OSError as err:
         raise ConfigError(f"cannot write {path}: {err.strerror}") from None
 

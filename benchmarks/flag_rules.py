@@ -39,15 +39,16 @@ def measure(run, data_dir=None):
     from trainer.noise_monitor import analyse
     from utils.errors import ConfigError
     checkpoint = find_resume_checkpoint(run)
-    data, state, probs, avg_probs, test_accuracy = evaluate.checkpoint_predictions(checkpoint, data_dir)
+    pred = evaluate.checkpoint_predictions(checkpoint, data_dir)
+    data = pred.data
     if data.train_clean is None:
         raise ConfigError(f"{run}: its true labels are unknown, so no rule can be scored")
     given = data.train_noisy
     noisy = given != data.train_clean
-    name, scores, *_ = analyse(probs, given, avg_probs=avg_probs)
-    row = {"run": checkpoint, "epoch": int(state["epoch"]), "score": name,
+    name, scores, *_ = analyse(pred.train_probs, given, avg_probs=pred.avg_probs)
+    row = {"run": checkpoint, "epoch": int(pred.state["epoch"]), "score": name,
            "auroc": li.auroc(scores, noisy), "realised": float(noisy.double().mean()),
-           "test_accuracy": test_accuracy}
+           "test_accuracy": pred.test_accuracy}
     for rule, rate in rule_rates(scores, noisy).items():
         flags = li.flag(scores, rate)
         precision, recall, f1 = precision_recall_f1(flags, noisy)
@@ -72,18 +73,8 @@ def main(argv=None):
     p.add_argument("--data-dir", help="where the dataset is, if not where the runs found it")
     p.add_argument("--out", help="also write the table to this markdown file")
     args = p.parse_args(argv)
-    from utils.errors import UserError
-    try:
-        rows = [measure(run, args.data_dir) for run in args.runs]
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    text = table(rows)
-    print(text, end="")
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    return 0
+    from benchmarks.checkpoint_table import print_table
+    return print_table(lambda: [measure(run, args.data_dir) for run in args.runs], table, args.out)
 
 
 if __name__ == "__main__":
