@@ -15,11 +15,13 @@ ones, the AUROC of the same score from one un-augmented pass and of the
 exported score (`loss_avg`, as `evaluate.py` computes it).
 
 The held-out AUROC is what the network's opinion of a label is worth when the
-label cannot have shaped that opinion. A training-set AUROC above it means the
-network memorised the clean labels and not the wrong ones (only an oracle that
-trains on the clean labels alone can); below it, that it memorised wrong labels
-(cross-entropy); equal, that training left no trace of the labels in the ranking.
-Prints and writes a markdown table.
+label cannot have shaped that opinion. A one-pass training-set AUROC above it
+means the network memorised more of the clean labels than of the wrong ones (an
+oracle that trains on the clean labels alone does); below it, that it memorised
+wrong labels (cross-entropy); equal, that its ranking of the training labels is
+what its accuracy gives any labels. The exported score, an average over epochs,
+can also differ by keeping earlier epochs' opinions. It is a reference, not a
+ceiling. Prints and writes a markdown table.
 """
 import argparse
 import os
@@ -40,7 +42,9 @@ def draw_like(transition, labels, rng):
     rows[absent, labels[absent]] = 1.0
     cum = rows.cumsum(axis=1)
     u = rng.random(len(labels)) * cum[:, -1]
-    return np.minimum((cum <= u[:, None]).sum(axis=1), rows.shape[1] - 1)
+    # u can round up to the row's total: then the last class the row allows, not a zero one after it
+    last_allowed = rows.shape[1] - 1 - np.argmax(rows[:, ::-1] > 0, axis=1)
+    return np.minimum((cum <= u[:, None]).sum(axis=1), last_allowed)
 
 
 def one_minus_given(probs, given):
@@ -56,10 +60,12 @@ def run_transition(run_dir, num_classes):
         with np.load(path) as labels:
             index = labels["train_index"]
             clean, given = labels["clean_labels"][index], labels["noisy_labels"][index]
-    except (OSError, KeyError, ValueError) as err:
+            its_classes = len(labels["transition_matrix"])
+    except (OSError, KeyError, ValueError, TypeError) as err:
         raise ConfigError(f"--noise-of {run_dir}: cannot read {path} ({err})") from None
-    if clean.max(initial=0) >= num_classes or given.max(initial=0) >= num_classes:
-        raise ConfigError(f"--noise-of {run_dir}: its labels go beyond the {num_classes} classes of the run")
+    if its_classes != num_classes:
+        raise ConfigError(f"--noise-of {run_dir}: its noise is over {its_classes} classes, "
+                          f"the run's data has {num_classes}")
     return transition_matrix(clean, given, num_classes)
 
 
@@ -85,6 +91,8 @@ def measure(run, data_dir=None, draws=5, seed=0, noise_of=None):
         transition = transition_matrix(clean, given, data.num_classes)
     else:
         raise ConfigError(f"{run}: its training labels are all correct; give --noise-of a run whose noise to copy")
+    if not (transition * (1 - np.eye(len(transition)))).any():
+        raise ConfigError(f"{noise_of}: its training labels are all correct, so there is no noise to copy")
     test_probs, test_labels = pred.test_probs.cpu().double().numpy(), pred.test_labels.cpu().numpy()
     rng = np.random.default_rng(seed)
     heldout, heldout_rates = [], []
