@@ -23,11 +23,12 @@ sys.path.insert(0, REPO)
 RULES = ("mean score", "rejected group", "smaller (runs)", "true count")
 
 
-def rule_rates(scores, noisy):
-    from model.label_issues import estimated_noise_rate, rejected_group_weight
-    mean, group = float(scores.double().mean()), rejected_group_weight(scores)
+def rule_rates(rates, noisy):
+    """Each rule's rate, from the run's `rate_estimates`."""
+    from model.label_issues import chosen_rate
+    mean, group = rates["mean_score"], rates["rejected_group"]
     return {"mean score": mean, "rejected group": mean if group is None else group,
-            "smaller (runs)": estimated_noise_rate(scores), "true count": float(noisy.double().mean())}
+            "smaller (runs)": chosen_rate(rates), "true count": float(noisy.double().mean())}
 
 
 def measure(run, data_dir=None):
@@ -45,11 +46,12 @@ def measure(run, data_dir=None):
         raise ConfigError(f"{run}: its true labels are unknown, so no rule can be scored")
     given = data.train_noisy
     noisy = given != data.train_clean
-    name, scores, *_ = analyse(pred.train_probs, given, avg_probs=pred.avg_probs)
+    analysis = analyse(pred.train_probs, given, avg_probs=pred.avg_probs)
+    name, scores = analysis.score_name, analysis.scores
     row = {"run": checkpoint, "epoch": int(pred.state["epoch"]), "score": name,
            "auroc": li.auroc(scores, noisy), "realised": float(noisy.double().mean()),
            "test_accuracy": pred.test_accuracy}
-    for rule, rate in rule_rates(scores, noisy).items():
+    for rule, rate in rule_rates(analysis.rates, noisy).items():
         flags = li.flag(scores, rate)
         precision, recall, f1 = precision_recall_f1(flags, noisy)
         row[rule] = {"rate": int(flags.sum()) / len(flags), "precision": precision, "recall": recall, "f1": f1}

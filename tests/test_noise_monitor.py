@@ -42,6 +42,8 @@ def test_cross_entropy_run_reports_small_loss_detection_from_the_training_logits
     assert (result["noise/precision"], result["noise/recall"], result["noise/f1"]) == (1.0, 1.0, 1.0)
     # mean score 0.475 below the rejected group's weight 0.5 ({0.7, 0.9}): round(1.9) = 2 of 4
     assert result["noise/estimated_rate"] == 0.5
+    assert result["noise/rate_mean_score"] == pytest.approx(0.475)
+    assert result["noise/rate_rejected_group"] == pytest.approx(0.5)
     assert result["noise/realised_rate"] == 0.5
     assert result["noise/suggested_accuracy"] == 1.0           # suggested 1 and 0 are the clean labels
     assert "noise_candidates/auroc_u2" not in result
@@ -55,6 +57,7 @@ def test_without_clean_labels_only_the_estimate_and_the_export(tmp_path):
     # no average: score 1 - p_given = 0.1, 0.2, 0.6, 0.7; mean 0.4 (group {0.6, 0.7}: 0.5) -> 2 flagged
     assert "auroc" not in summary and summary["score"] == "loss" and summary["num_flagged"] == 2
     assert summary["estimated_rate"] == 0.5
+    assert summary["rate_mean_score"] == pytest.approx(0.4) and summary["rate_rejected_group"] == pytest.approx(0.5)
     rows = list(csv.reader(open(tmp_path / CSV_NAME)))
     assert rows[0] == ["index", "given_label", "suggested_label", "score", "flag", "given_class", "suggested_class"]
     assert rows[1:3] == [["1", "0", "1", "0.700000", "1", "a", "b"], ["3", "1", "0", "0.600000", "1", "b", "a"]]
@@ -89,7 +92,8 @@ def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces
 
     metrics = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     for key in ("noise/auroc", "noise/precision", "noise/recall", "noise/f1", "noise/estimated_rate",
-                "noise/realised_rate", "noise/suggested_accuracy", "noise_candidates/auroc_u2"):
+                "noise/realised_rate", "noise/suggested_accuracy", "noise/rate_mean_score",
+                "noise_candidates/auroc_u2"):
         assert key in metrics[-1], key
     noisy = labels["noisy_labels"][labels["train_index"]] != labels["clean_labels"][labels["train_index"]]
     assert metrics[-1]["noise/realised_rate"] == pytest.approx(noisy.mean())
@@ -162,6 +166,18 @@ def test_export_with_no_noisy_labels_writes_null_auroc(tmp_path):
     assert saved["auroc"] is None and summary["auroc"] is None and saved["realised_rate"] == 0.0
     # mean 0.4 (group {0.6, 0.7}: 0.5) -> round(1.6) = 2 of 4 flagged, both wrongly
     assert saved["num_flagged"] == 2 and saved["precision"] == 0.0
+
+
+def test_without_a_rejected_group_the_rate_is_the_mean_score_and_the_group_is_not_reported(tmp_path):
+    data = fake_data(clean=torch.tensor([1, 1, 0, 0]))
+    probs = torch.full((4, 2), 0.5)     # an untrained network: every score 1/2, one cluster
+    summary = export_label_issues(str(tmp_path / CSV_NAME), data, probs)
+    assert json.load(open(tmp_path / "label_issues.json"))["rate_rejected_group"] is None
+    assert summary["rate_mean_score"] == 0.5 and summary["num_flagged"] == 2
+    monitor = NoiseMonitor(data)
+    monitor.on_batch(Batch(torch.arange(4), None, None, None), probs.log())
+    result = monitor.on_epoch_end(1, SimpleNamespace(sop=None, metrics=None, epochs=10))
+    assert result["noise/rate_mean_score"] == 0.5 and "noise/rate_rejected_group" not in result
 
 
 def test_epoch_averaged_scores_are_a_bias_corrected_moving_average_that_survives_resume():

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+from typing import NamedTuple
 
 import torch
 
@@ -50,15 +51,26 @@ def training_set_loader(data, batch_size, device):
                         batch_size=batch_size, train=False, device=device)
 
 
+class Analysis(NamedTuple):
+    score_name: str
+    scores: torch.Tensor       # (N,) the default score
+    flags: torch.Tensor        # (N,) bool: the top round(rate * N) scores
+    suggested: torch.Tensor    # (N,) suggested labels
+    candidates: dict           # every candidate score: name -> (N,) tensor
+    rates: dict                # li.rate_estimates of the scores; flags hold li.chosen_rate of them
+
+
 def analyse(probs, given, u=None, v=None, avg_probs=None):
-    """(score name, scores, flags, suggested, all candidate scores) for one set of predictions;
-    suggestions come from the averaged probabilities when there are some."""
+    """The scores, flags and suggestions (an Analysis) of one set of predictions; suggestions come
+    from the averaged probabilities when there are some."""
     candidates = li.candidate_scores(probs, given, u, v, avg_probs)
     score_name = li.default_score(avg_probs is not None)
     scores = candidates[score_name]
-    flags = li.flag(scores)
+    rates = li.rate_estimates(scores)
+    flags = li.flag(scores, li.chosen_rate(rates))
     believed = avg_probs if avg_probs is not None else probs
-    return score_name, scores, flags, li.suggest_labels(believed, given, flags), candidates
+    return Analysis(score_name, scores, flags, li.suggest_labels(believed, given, flags), candidates, rates)
+
 
 
 def averaged_probs(monitor_state, probs):
@@ -85,7 +97,7 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     """Write the ranked CSV at ``path`` and its JSON summary (`summary_path`); returns the summary.
     ``probs``: a clean pass of the model; ``avg_probs``: the average that ends with it."""
     given, clean = data.train_noisy, data.train_clean
-    name, scores, flags, suggested, _ = analyse(probs, given, avg_probs=avg_probs)
+    name, scores, flags, suggested, _, rates = analyse(probs, given, avg_probs=avg_probs)
     files = data.train_files
     rows = li.label_issue_table(scores, flags, suggested, given, data.train_index, files)
     # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
@@ -97,7 +109,9 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl), names[g], names[s], *rest) for i, g, s, sc, fl, *rest in rows)
     summary = {"score": name, "num_samples": len(rows),
                "flag_rule": li.FLAG_RULE,
-               "num_flagged": int(flags.sum()), "class_names": list(data.class_names), **(extra or {})}
+               "num_flagged": int(flags.sum()), "rate_mean_score": rates["mean_score"],
+               "rate_rejected_group": rates["rejected_group"], "class_names": list(data.class_names),
+               **(extra or {})}
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
     else:
@@ -147,8 +161,12 @@ class NoiseMonitor:
         u, v = (sop.u, sop.v) if sop is not None else (None, None)
         probs = self.logits.softmax(dim=1)
         given, clean = self.data.train_noisy, self.data.train_clean
-        name, scores, flags, suggested, candidates = analyse(probs, given, u, v, avg_probs=self._update_average(probs))
-        result = {"noise/estimated_rate": float(flags.double().mean())}   # flag() flags that many
+        name, scores, flags, suggested, candidates, rates = analyse(probs, given, u, v,
+                                                                   avg_probs=self._update_average(probs))
+        result = {"noise/estimated_rate": float(flags.double().mean()),   # flag() flags that many
+                  "noise/rate_mean_score": rates["mean_score"]}
+        if rates["rejected_group"] is not None:   # the two estimates the rate is chosen from
+            result["noise/rate_rejected_group"] = rates["rejected_group"]
         if clean is not None:
             result.update({f"noise/{k}": value for k, value in
                            li.detection_metrics(scores, flags, suggested, given, clean).items()})
