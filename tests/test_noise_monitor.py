@@ -97,6 +97,9 @@ def test_tiny_run_logs_detection_metrics_exports_the_csv_and_evaluate_reproduces
         assert key in metrics[-1], key
     noisy = labels["noisy_labels"][labels["train_index"]] != labels["clean_labels"][labels["train_index"]]
     assert metrics[-1]["noise/realised_rate"] == pytest.approx(noisy.mean())
+    last = metrics[-1]   # the flagged fraction is the smaller of the two logged estimates, in whole samples
+    rate = min(last["noise/rate_mean_score"], last.get("noise/rate_rejected_group", 1.0))
+    assert last["noise/estimated_rate"] == round(rate * len(noisy)) / len(noisy)
     assert "noise auroc" in open(os.path.join(run_dir, "train.log")).read()
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -72,7 +72,6 @@ def analyse(probs, given, u=None, v=None, avg_probs=None):
     return Analysis(score_name, scores, flags, li.suggest_labels(believed, given, flags), candidates, rates)
 
 
-
 def averaged_probs(monitor_state, probs):
     """The bias-corrected moving average of a `NoiseMonitor` ``monitor_state`` (its state_dict)
     with ``probs`` as the newest epoch; None when the state holds no finished epoch, as then
