@@ -13,9 +13,11 @@ import torch
 
 
 def _np(x) -> np.ndarray:
+    """A numpy copy of a tensor in its own precision (half types, which numpy lacks, as float32: a
+    float64 score rounded to float32 would turn near-equal values near 1 into ties)."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().float().cpu() if x.is_floating_point() else x.detach().cpu()
-        return x.numpy()
+        x = x.detach().cpu()
+        return (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x).numpy()
     return np.asarray(x)
 
 

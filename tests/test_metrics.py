@@ -22,6 +22,14 @@ def test_auroc_hand_case():
     assert auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([False, False, True, True])) == pytest.approx(0.75)
 
 
+def test_auroc_keeps_the_precision_of_float64_and_reads_half_types():
+    # 1 and 1 + 1e-12 are one float32 value: ranked in float32 they would tie (0.5)
+    scores = torch.tensor([1.0, 1.0 + 1e-12], dtype=torch.float64)
+    assert auroc(scores, torch.tensor([False, True])) == 1.0
+    assert auroc(torch.tensor([0.25, 0.75], dtype=torch.bfloat16), [0, 1]) == 1.0
+    assert auroc(torch.tensor([0.25, 0.75], dtype=torch.float16), [1, 0]) == 0.0
+
+
 def test_auroc_ties_across_classes():
     # pos {0.5, 0.9}, neg {0.5, 0.1}: (0.5,0.5) tie=1/2, (0.5,0.1)=1, (0.9,*)=1+1 -> 3.5/4
     assert auroc([0.5, 0.9, 0.5, 0.1], [1, 1, 0, 0]) == pytest.approx(0.875)
