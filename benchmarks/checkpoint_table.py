@@ -1,6 +1,20 @@
-"""The command-line end shared by the benchmarks that table a list of checkpoints."""
+"""What the benchmarks that table a list of checkpoints share: the predictions of a run whose true
+labels are known, and the command-line end."""
 import os
 import sys
+
+
+def predictions_with_truth(run, data_dir=None):
+    """(checkpoint path, evaluate.CheckpointPredictions) for a run directory or checkpoint; a
+    ConfigError when the run's true labels are unknown."""
+    import evaluate
+    from trainer.checkpoint import find_resume_checkpoint
+    from utils.errors import ConfigError
+    checkpoint = find_resume_checkpoint(run)
+    pred = evaluate.checkpoint_predictions(checkpoint, data_dir)
+    if pred.data.train_clean is None:
+        raise ConfigError(f"{run}: its true labels are unknown, so nothing can be scored against them")
+    return checkpoint, pred
 
 
 def print_table(measure_rows, table, out=None):

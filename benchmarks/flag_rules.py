@@ -33,19 +33,13 @@ def rule_rates(rates, noisy):
 
 def measure(run, data_dir=None):
     """One table row (a dict) for a run directory or checkpoint."""
-    import evaluate
+    from benchmarks.checkpoint_table import predictions_with_truth
     from model import label_issues as li
     from model.metrics import precision_recall_f1
-    from trainer.checkpoint import find_resume_checkpoint
     from trainer.noise_monitor import analyse
-    from utils.errors import ConfigError
-    checkpoint = find_resume_checkpoint(run)
-    pred = evaluate.checkpoint_predictions(checkpoint, data_dir)
-    data = pred.data
-    if data.train_clean is None:
-        raise ConfigError(f"{run}: its true labels are unknown, so no rule can be scored")
-    given = data.train_noisy
-    noisy = given != data.train_clean
+    checkpoint, pred = predictions_with_truth(run, data_dir)
+    given = pred.data.train_noisy
+    noisy = given != pred.data.train_clean
     analysis = analyse(pred.train_probs, given, avg_probs=pred.avg_probs)
     name, scores = analysis.score_name, analysis.scores
     row = {"run": checkpoint, "epoch": int(pred.state["epoch"]), "score": name,

@@ -94,7 +94,7 @@ def main(argv=None):
             with open(os.path.join(new[0], "label_issues.csv")) as f:
                 exported = list(csv.DictReader(f))
             summary = json.load(open(os.path.join(new[0], "label_issues.json")))
-            result = score_export(exported, clean)
+            result = {**score_export(exported, clean), "estimated_rate": summary["estimated_rate"]}
             rows.append({"setting": setting, "method": method, "run_dir": new[0],
                          "test_accuracy": summary["test_accuracy"], **result})
             lines.append(f"| {label} | {100 * summary['test_accuracy']:.1f} | {result['realised_rate']:.3f} | "

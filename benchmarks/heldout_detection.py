@@ -47,10 +47,6 @@ def draw_like(transition, labels, rng):
     return np.minimum((cum <= u[:, None]).sum(axis=1), last_allowed)
 
 
-def one_minus_given(probs, given):
-    return 1.0 - probs[np.arange(len(given)), given]
-
-
 def run_transition(run_dir, num_classes):
     """The realised transition matrix over a run's training images, from its labels.npz."""
     from data_loader.noise import transition_matrix
@@ -66,23 +62,23 @@ def run_transition(run_dir, num_classes):
     if its_classes != num_classes:
         raise ConfigError(f"--noise-of {run_dir}: its noise is over {its_classes} classes, "
                           f"the run's data has {num_classes}")
+    if (clean == given).all():
+        raise ConfigError(f"--noise-of {run_dir}: its training labels are all correct, so there is no noise to copy")
     return transition_matrix(clean, given, num_classes)
 
 
 def measure(run, data_dir=None, draws=5, seed=0, noise_of=None):
     """One table row (a dict) for a run directory or checkpoint; the test set gets the noise of the
     run itself or, given `noise_of`, of that run directory."""
-    import evaluate
+    import torch
+    from benchmarks.checkpoint_table import predictions_with_truth
     from data_loader.noise import transition_matrix
+    from model.label_issues import candidate_scores
     from model.metrics import auroc
-    from trainer.checkpoint import find_resume_checkpoint
     from trainer.noise_monitor import analyse
     from utils.errors import ConfigError
-    checkpoint = find_resume_checkpoint(run)
-    pred = evaluate.checkpoint_predictions(checkpoint, data_dir)
+    checkpoint, pred = predictions_with_truth(run, data_dir)
     data = pred.data
-    if data.train_clean is None:
-        raise ConfigError(f"{run}: its true labels are unknown, so no AUROC can be measured")
     given, clean = data.train_noisy.cpu().numpy(), data.train_clean.cpu().numpy()
     noisy = given != clean
     if noise_of is not None:
@@ -91,23 +87,22 @@ def measure(run, data_dir=None, draws=5, seed=0, noise_of=None):
         transition = transition_matrix(clean, given, data.num_classes)
     else:
         raise ConfigError(f"{run}: its training labels are all correct; give --noise-of a run whose noise to copy")
-    if not (transition * (1 - np.eye(len(transition)))).any():
-        raise ConfigError(f"{noise_of}: its training labels are all correct, so there is no noise to copy")
-    test_probs, test_labels = pred.test_probs.cpu().double().numpy(), pred.test_labels.cpu().numpy()
+    test_probs, test_labels = pred.test_probs.cpu().double(), pred.test_labels.cpu()
     rng = np.random.default_rng(seed)
     heldout, heldout_rates = [], []
     for _ in range(draws):
-        test_given = draw_like(transition, test_labels, rng)
-        heldout.append(auroc(one_minus_given(test_probs, test_given), test_given != test_labels))
-        heldout_rates.append(float(np.mean(test_given != test_labels)))
+        test_given = torch.from_numpy(draw_like(transition, test_labels.numpy(), rng))
+        wrong = test_given != test_labels
+        heldout.append(auroc(candidate_scores(test_probs, test_given)["loss"], wrong))
+        heldout_rates.append(float(wrong.double().mean()))
     row = {"run": checkpoint, "epoch": int(pred.state["epoch"]), "test_accuracy": pred.test_accuracy,
            "realised": float(noisy.mean()), "heldout_realised": float(np.mean(heldout_rates)),
            "heldout_auroc": float(np.mean(heldout)), "heldout_auroc_sd": float(np.std(heldout)), "draws": draws,
            "train_auroc_one_pass": None, "score": None, "train_auroc_exported": None}
     if noisy.any() and not noisy.all():
-        name, scores, *_ = analyse(pred.train_probs, data.train_noisy, avg_probs=pred.avg_probs)
-        row.update(train_auroc_one_pass=auroc(one_minus_given(pred.train_probs.cpu().double().numpy(), given), noisy),
-                   score=name, train_auroc_exported=auroc(scores, noisy))
+        analysis = analyse(pred.train_probs, data.train_noisy, avg_probs=pred.avg_probs)
+        row.update(train_auroc_one_pass=auroc(analysis.candidates["loss"], noisy),   # this pass alone
+                   score=analysis.score_name, train_auroc_exported=auroc(analysis.scores, noisy))
     return row
 
 

@@ -195,7 +195,6 @@ def detection_metrics(scores, flags, suggested, given, clean):
     return {
         "auroc": auroc(scores, noisy),
         "precision": precision, "recall": recall, "f1": f1,
-        "estimated_rate": float(flags.double().mean()),   # the flagged fraction: the estimate in whole samples
         "realised_rate": float(noisy.double().mean()),
         # nan when nothing is flagged, like accuracy of an empty batch
         "suggested_accuracy": float(suggested_ok.mean()) if len(flagged) else float("nan"),

@@ -72,6 +72,13 @@ def analyse(probs, given, u=None, v=None, avg_probs=None):
     return Analysis(score_name, scores, flags, li.suggest_labels(believed, given, flags), candidates, rates)
 
 
+def rate_fields(analysis):
+    """The estimated noise rate (the flagged fraction: the estimate in whole samples) and the two
+    estimates it was chosen from; ``rate_rejected_group`` is None when the scores show no group."""
+    return {"estimated_rate": float(analysis.flags.double().mean()),
+            "rate_mean_score": analysis.rates["mean_score"], "rate_rejected_group": analysis.rates["rejected_group"]}
+
+
 def averaged_probs(monitor_state, probs):
     """The bias-corrected moving average of a `NoiseMonitor` ``monitor_state`` (its state_dict)
     with ``probs`` as the newest epoch; None when the state holds no finished epoch, as then
@@ -96,7 +103,8 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     """Write the ranked CSV at ``path`` and its JSON summary (`summary_path`); returns the summary.
     ``probs``: a clean pass of the model; ``avg_probs``: the average that ends with it."""
     given, clean = data.train_noisy, data.train_clean
-    name, scores, flags, suggested, _, rates = analyse(probs, given, avg_probs=avg_probs)
+    analysis = analyse(probs, given, avg_probs=avg_probs)
+    name, scores, flags, suggested = analysis[:4]
     files = data.train_files
     rows = li.label_issue_table(scores, flags, suggested, given, data.train_index, files)
     # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
@@ -106,15 +114,10 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
                         + (["path"] if files is not None else []))
         names = data.class_names
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl), names[g], names[s], *rest) for i, g, s, sc, fl, *rest in rows)
-    summary = {"score": name, "num_samples": len(rows),
-               "flag_rule": li.FLAG_RULE,
-               "num_flagged": int(flags.sum()), "rate_mean_score": rates["mean_score"],
-               "rate_rejected_group": rates["rejected_group"], "class_names": list(data.class_names),
-               **(extra or {})}
+    summary = {"score": name, "num_samples": len(rows), "flag_rule": li.FLAG_RULE, "num_flagged": int(flags.sum()),
+               **rate_fields(analysis), "class_names": list(data.class_names), **(extra or {})}
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
-    else:
-        summary["estimated_rate"] = float(flags.double().mean())
     summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
     with open(summary_path(path), "w") as f:
         json.dump(summary, f, indent=2)
@@ -160,12 +163,9 @@ class NoiseMonitor:
         u, v = (sop.u, sop.v) if sop is not None else (None, None)
         probs = self.logits.softmax(dim=1)
         given, clean = self.data.train_noisy, self.data.train_clean
-        name, scores, flags, suggested, candidates, rates = analyse(probs, given, u, v,
-                                                                   avg_probs=self._update_average(probs))
-        result = {"noise/estimated_rate": float(flags.double().mean()),   # flag() flags that many
-                  "noise/rate_mean_score": rates["mean_score"]}
-        if rates["rejected_group"] is not None:   # the two estimates the rate is chosen from
-            result["noise/rate_rejected_group"] = rates["rejected_group"]
+        analysis = analyse(probs, given, u, v, avg_probs=self._update_average(probs))
+        name, scores, flags, suggested, candidates, _ = analysis
+        result = {f"noise/{k}": value for k, value in rate_fields(analysis).items() if value is not None}
         if clean is not None:
             result.update({f"noise/{k}": value for k, value in
                            li.detection_metrics(scores, flags, suggested, given, clean).items()})
