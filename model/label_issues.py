@@ -191,7 +191,7 @@ def detection_metrics(scores, flags, suggested, given, clean):
     noisy = given != clean
     precision, recall, f1 = precision_recall_f1(flags, noisy)
     flagged = flags.nonzero().view(-1)
-    suggested_ok = (suggested[flagged] == clean[flagged]).float()
+    suggested_ok = (suggested[flagged] == clean[flagged]).double()
     return {
         "auroc": auroc(scores, noisy),
         "precision": precision, "recall": recall, "f1": f1,
