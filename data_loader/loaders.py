@@ -37,20 +37,25 @@ def epoch_batches(num_samples, batch_size, generator=None, rank=0, world_size=1)
     """Index batches of one epoch; this rank's share of each global batch.
 
     Shuffled when a generator is given; then a trailing batch too small to give
-    every rank two samples is dropped (BatchNorm cannot train on one)."""
+    every rank two samples (BatchNorm cannot train on one) joins the batch before it."""
     return [shard(chunk, rank, world_size) for chunk in global_batches(num_samples, batch_size, generator, world_size)]
 
 
 def global_batches(num_samples, batch_size, generator=None, world_size=1):
-    """The epoch's global batches (every rank computes the same list)."""
+    """The epoch's global batches (every rank computes the same list). Every sample is in one:
+    a training tail too small for `batch_count` is added to the last batch, so no label goes an
+    epoch unseen (the noise monitor scores every sample from its logits of that epoch)."""
     order = torch.randperm(num_samples, generator=generator) if generator is not None else torch.arange(num_samples)
     count = batch_count(num_samples, batch_size, generator is not None, world_size)
-    return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
+    batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
+    if batches:
+        batches[-1] = order[(count - 1) * batch_size:]
+    return batches
 
 
 def batch_count(num_samples, batch_size, train, world_size=1):
-    """How many batches an epoch has: training drops a trailing batch too small
-    to give every rank two samples."""
+    """How many batches an epoch has: in training, a trailing batch too small to give every
+    rank two samples (BatchNorm cannot train on one) is not a batch of its own."""
     full, tail = divmod(num_samples, batch_size)
     if tail and (not train or tail >= max(2, world_size * 2)):
         full += 1

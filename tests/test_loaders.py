@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_loader.loaders import DeviceLoader, PILLoader, epoch_batches, epoch_generator
+from data_loader.loaders import DeviceLoader, PILLoader, epoch_batches, epoch_generator, global_batches
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -38,10 +38,10 @@ def test_train_epoch_yields_every_index_once(cls):
 
 
 @pytest.mark.parametrize("cls", [DeviceLoader, PILLoader])
-def test_single_sample_tail_dropped_in_training_only(cls):
+def test_single_sample_tail_joins_the_last_training_batch(cls):
     train = list(make(cls, n=49, batch_size=16))
-    assert [len(b.index) for b in train] == [16, 16, 16]
-    assert len(set(torch.cat([b.index for b in train]).tolist())) == 48
+    assert [len(b.index) for b in train] == [16, 16, 17]
+    assert sorted(torch.cat([b.index for b in train]).tolist()) == list(range(49))   # every label seen
     evaluation = list(make(cls, n=49, batch_size=16, train=False))
     assert torch.equal(torch.cat([b.index for b in evaluation]), torch.arange(49))  # in order, nothing dropped
     assert all(b.x_strong is None for b in evaluation)
@@ -70,14 +70,13 @@ def test_eval_views_match_between_pipelines():
 
 @pytest.mark.parametrize("n,batch_size,world_size", [(100, 32, 2), (103, 20, 3), (64, 64, 4)])
 def test_rank_shards_partition_each_global_batch(n, batch_size, world_size):
-    whole = epoch_batches(n, batch_size, epoch_generator(5, 2))
+    whole = global_batches(n, batch_size, epoch_generator(5, 2), world_size)
     shards = [epoch_batches(n, batch_size, epoch_generator(5, 2), rank, world_size) for rank in range(world_size)]
     kept = len(shards[0])
-    assert all(len(s) == kept for s in shards)
-    # a trailing global batch too small to give every rank two samples (BatchNorm) is dropped
-    assert kept == len(whole) or (kept == len(whole) - 1 and len(whole[-1]) < 2 * world_size)
+    assert all(len(s) == kept for s in shards) and kept == len(whole)
+    # a trailing global batch too small to give every rank two samples (BatchNorm) joins the one before
     assert kept == n // batch_size + (n % batch_size >= 2 * world_size)
-    for step, batch in enumerate(whole[:kept]):
+    for step, batch in enumerate(whole):
         parts = [s[step].tolist() for s in shards]
         assert sum(map(len, parts)) == len(batch)
         assert sorted(sum(parts, [])) == sorted(batch.tolist())  # disjoint and covering
@@ -88,8 +87,10 @@ def test_rank_shards_partition_each_global_batch(n, batch_size, world_size):
 def test_loader_rank_sharding(cls):
     per_rank = [[b.index for b in make(cls, n=50, batch_size=16, rank=r, world_size=2)] for r in range(2)]
     whole = [b.index for b in make(cls, n=50, batch_size=16)]
-    assert len(per_rank[0]) == len(per_rank[1]) == 3 and len(whole) == 4  # tail of 2 < 2 per rank: dropped
-    for step, batch in enumerate(whole[:3]):
+    # one process has a tail batch of 2; two ranks would get one sample each, so it joins the last batch
+    assert [len(b) for b in whole] == [16, 16, 16, 2] and [len(b) for b in per_rank[1]] == [8, 8, 9]
+    whole = whole[:2] + [torch.cat(whole[2:])]
+    for step, batch in enumerate(whole):
         a, b = per_rank[0][step].tolist(), per_rank[1][step].tolist()
         assert not set(a) & set(b) and sorted(a + b) == sorted(batch.tolist())
 
@@ -103,14 +104,13 @@ def test_pil_loader_with_workers_matches_in_process():
         assert a.x_strong.shape == b.x_strong.shape == (8, 3, 32, 32)
 
 
-def test_training_drops_a_trailing_batch_too_small_for_two_samples_per_rank():
-    from data_loader.loaders import global_batches
-    # (samples, batch, ranks) -> batches when training; evaluation keeps every tail
-    cases = {(300, 64, 1): 5, (257, 64, 1): 4, (258, 64, 1): 5, (259, 64, 2): 4, (260, 64, 2): 5, (128, 128, 1): 1}
+def test_training_folds_a_trailing_batch_too_small_for_two_samples_per_rank_into_the_last():
+    # (samples, batch, ranks) -> sizes of the training batches; evaluation keeps every tail apart
+    cases = {(300, 64, 1): [64] * 4 + [44], (257, 64, 1): [64] * 3 + [65], (258, 64, 1): [64] * 4 + [2],
+             (259, 64, 2): [64] * 3 + [67], (260, 64, 2): [64] * 4 + [4], (128, 128, 1): [128]}
     for (n, size, world), expected in cases.items():
         batches = global_batches(n, size, torch.Generator().manual_seed(0), world)
-        assert len(batches) == expected, (n, size, world)
-        assert [len(b) for b in batches[:-1]] == [size] * (expected - 1)
-        assert len(torch.cat(batches).unique()) == len(torch.cat(batches))       # no index twice
+        assert [len(b) for b in batches] == expected, (n, size, world)
+        assert sorted(torch.cat(batches).tolist()) == list(range(n))   # each sample exactly once
         evaluation = global_batches(n, size, None, world)
         assert len(evaluation) == -(-n // size) and torch.equal(torch.cat(evaluation), torch.arange(n))

@@ -131,7 +131,7 @@ def test_extra_callbacks_may_implement_only_some_hooks(tiny_run_args, tmp_path):
     assert train.main(tiny_run_args + ["--epochs", "2"], callbacks=[counter]) == 0
     assert counter.epochs == [1, 2]
     labels = np.load(os.path.join(only_run_dir(tmp_path / "saved"), "labels.npz"))
-    per_epoch = len(labels["noisy_labels"])   # 300 = 4 batches of 64 + 44; only a 1-row tail is dropped
+    per_epoch = len(labels["noisy_labels"])   # 300 = 4 batches of 64 + 44; every sample once per epoch
     assert counter.batch_rows == 2 * per_epoch
 
 
