@@ -44,7 +44,7 @@ class RunData:
     std: tuple
     train_files: Optional[list] = None   # folder datasets: each training position's image path
     skipped_files: int = 0               # folder datasets: training files that are not images
-    fingerprint: Optional[str] = None    # folder datasets: `paths_digest` of the training positions
+    fingerprint: Optional[str] = None    # `rows_digest` of the training positions
 
     def save_labels(self, run_dir):
         np.savez_compressed(os.path.join(run_dir, "labels.npz"), **self.label_record)
@@ -54,12 +54,14 @@ class RunData:
         return len(self.train_index)
 
 
-def paths_digest(paths, labels):
-    """A digest of each training position's path and given label, which a checkpoint of a folder
-    dataset keeps (its u, v and averages belong to those rows; CIFAR's config fixes them)."""
+def rows_digest(keys, labels):
+    """A digest of each training position's image (its path in a folder dataset, its index in the
+    original training set otherwise) and given label. A checkpoint keeps it: its u, v and averages
+    belong to those rows, which a changed folder, seed, noise, subset or split reorders or relabels
+    without changing their number."""
     digest = hashlib.sha256()
-    for path, label in zip(paths, labels):
-        digest.update(f"{path}\t{int(label)}\n".encode("utf-8", "surrogateescape"))
+    for key, label in zip(keys, labels):
+        digest.update(f"{key}\t{int(label)}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -135,4 +137,4 @@ def build_data(config, device, rank=0, world_size=1):
         noise_rate=realised_noise_rate(clean, noisy) if clean is not None else None, transition=transition,
         label_record=record, eval_batch_size=eval_bs, mean=cifar.mean, std=cifar.std,
         train_files=train_files, skipped_files=skipped,
-        fingerprint=paths_digest(train_files, noisy[train_index]) if train_files is not None else None)
+        fingerprint=rows_digest(train_files if train_files is not None else train_index.tolist(), noisy[train_index]))

@@ -33,6 +33,11 @@ def world(tmp_path_factory):
     mid.mkdir()
     torch.save(state, mid / "checkpoint-latest.pth")
     files["mid"] = str(mid)
+    state.pop("progress")
+    state["epoch"] = 2           # as if trained for 2 epochs, but its config says 1
+    (root / "ep2").mkdir()
+    torch.save(state, root / "ep2" / "checkpoint-latest.pth")
+    files["ep2"] = str(root / "ep2")
     with open(files["ckpt"], "rb") as f:
         good = f.read()
     (root / "truncated.pth").write_bytes(good[:len(good) // 3])
@@ -125,6 +130,10 @@ RESUME_CASES = [
     (["-r", "ckpt", "-o", "arch.args.width=16"], "does not fit this model: size mismatch"),
     (["-r", "ckpt", "-o", "data_loader.train_subset=5"], "this config has PreActResNet18 on 50"),
     (["-r", "ckpt", "--percent", "2"], "'noise.rate'"),
+    # the same number of samples, but other noise: u, v and the averages would belong to other labels
+    (["-r", "ckpt", "-o", "noise.seed=7"], "trains on other images or other given labels than the checkpoint did"),
+    (["-r", "ckpt", "--percent", "0.3"], "trains on other images or other given labels than the checkpoint did"),
+    (["-r", "ep2"], "has finished epoch 2, after trainer.epochs 1; resume with --epochs 2 or more"),
     (["-r", "mid", "--bs", "16"], "same data_loader.batch_size (now 16)"),
     ([], "give a config with -c"),
 ]

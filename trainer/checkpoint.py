@@ -130,13 +130,19 @@ def read_checkpoint_config(path):
 
 def check_fits(state, data, arch, path):
     """Refuse a checkpoint ``state`` that another network ``arch`` or other training images made: its
-    u, v and noise-monitor rows would belong to other images. A folder dataset whose files moved,
-    appeared or vanished keeps its row count only by chance, so its digest is compared too."""
+    u, v and noise-monitor rows would belong to other images. Other images or labels often keep the
+    row count (another seed's subset, another noise draw, files moved in a folder), so the digest of
+    the rows is compared too (checkpoints written before CIFAR runs had one are not checked)."""
     if state.get("num_train") != data.num_train or state.get("arch") != arch:
         raise CheckpointError(f"{path} was trained with {state.get('arch')} on {state.get('num_train')} samples; "
                               f"this config has {arch} on {data.num_train}")
     saved = state.get("data_fingerprint")
-    if saved is not None and saved != data.fingerprint:
+    if saved is None or saved == data.fingerprint:
+        return
+    if data.train_files is not None:
         raise CheckpointError(f"{path}: the image folder changed since this checkpoint (files added, removed, "
                               f"renamed or moved between classes), so its per-image state belongs to other "
                               f"images; start a new run on the changed folder")
+    raise CheckpointError(f"{path}: this config trains on other images or other given labels than the "
+                          f"checkpoint did (seed, noise, train_subset or validation_split changed), so its "
+                          f"per-image state belongs to other samples; resume with the run's own settings")
