@@ -24,7 +24,8 @@ from model.metrics import accuracy
 from model.networks import build_arch
 from parse_config import complete_config
 from trainer.checkpoint import check_fits, find_resume_checkpoint, load_checkpoint
-from trainer.noise_monitor import averaged_probs, export_label_issues, predict_probs, training_set_loader
+from trainer.noise_monitor import (averaged_probs, export_label_issues, predict_probs, summary_path,
+                                   training_set_loader)
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout
 
@@ -99,6 +100,9 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     path = out or default_csv_path(checkpoint_path)
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise ConfigError(f"--out {path}: its directory does not exist")
+    if summary_path(path) == path:
+        raise ConfigError(f"--out {path}: the summary is written to the CSV's name with .json, so the CSV "
+                          f"cannot end in .json")
     pred = checkpoint_predictions(checkpoint_path, data_dir, amp_setting)
     try:
         return export_label_issues(path, pred.data, pred.train_probs, pred.avg_probs, extra={

@@ -135,6 +135,10 @@ def test_evaluate_rejects_an_output_it_cannot_write(tiny_run_args, tmp_path, cap
     os.mkdir(tmp_path / "taken.csv")                                # a directory where the CSV should go
     assert evaluate.main(["-r", checkpoint, "--out", str(tmp_path / "taken.csv")]) == 2
     assert capsys.readouterr().err.startswith(f"error: cannot write {tmp_path / 'taken.csv'}")
+    (tmp_path / "issues.json").write_text("kept")      # the summary would be written over the CSV
+    assert evaluate.main(["-r", checkpoint, "--out", str(tmp_path / "issues.json")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {tmp_path / 'issues.json'}: the summary is written")
+    assert (tmp_path / "issues.json").read_text() == "kept"
 
 
 def test_evaluate_predicts_in_the_runs_precision_unless_told(tiny_run_args, tmp_path):
