@@ -30,9 +30,10 @@ class SampleNoiseParams:
     def step(self, index, u_rows, v_rows, grad_scale=1.0):
         """SGD on the rows in ``index`` with the gradients left on ``u_rows``/``v_rows``.
 
-        ``grad_scale`` is the fp16 loss scale to divide out; with one, rows whose
-        gradient is not finite are left unchanged (GradScaler skips such steps
-        for the network), decided on the device without a host sync.
+        ``grad_scale`` is the fp16 loss scale to divide out. A step whose
+        gradient is not finite leaves every row unchanged (GradScaler skips such
+        steps for the network), decided on the device without a host sync, for
+        any scale: a scale backed off to exactly 1 is still fp16.
         Duplicate indices add up, as in the dense gradient.
 
         Under torch.distributed every rank gathers all ranks' indices and row
@@ -43,10 +44,9 @@ class SampleNoiseParams:
         """
         index, grad_u, grad_v = all_gather_rows(index, u_rows.grad, v_rows.grad)
         world_size = dist.get_world_size() if active() else 1
-        if grad_scale != 1.0:
-            finite = torch.isfinite(grad_u).all() & torch.isfinite(grad_v).all()
-            grad_u = torch.where(finite, grad_u, torch.zeros_like(grad_u))
-            grad_v = torch.where(finite, grad_v, torch.zeros_like(grad_v))
+        finite = torch.isfinite(grad_u).all() & torch.isfinite(grad_v).all()
+        grad_u = torch.where(finite, grad_u, torch.zeros_like(grad_u))
+        grad_v = torch.where(finite, grad_v, torch.zeros_like(grad_v))
         self.u.index_add_(0, index, grad_u, alpha=-self.lr_u / (grad_scale * world_size))
         self.v.index_add_(0, index, grad_v, alpha=-self.lr_v / (grad_scale * world_size))
 

@@ -63,6 +63,8 @@ def test_fp16_loss_scale_is_divided_out_and_non_finite_gradients_are_skipped():
     u_rows.grad[0, 0] = float("inf")
     params.step(index, u_rows, v_rows, grad_scale=1024.0)
     assert torch.equal(params.u, before)
+    params.step(index, u_rows, v_rows, grad_scale=1.0)   # a loss scale backed off to 1 is still fp16
+    assert torch.equal(params.u, before) and torch.isfinite(params.v).all()
 
 
 def test_state_dict_round_trip():
