@@ -193,7 +193,7 @@ def read_run(run_dir):
     labels = np.load(os.path.join(run_dir, "labels.npz"))
     index = labels["train_index"]
     noise = float(np.mean(labels["noisy_labels"][index] != labels["clean_labels"][index]))
-    # no noisy sample (clean labels) gives a NaN AUROC, which is not JSON
+    # no noisy sample (clean labels): a null AUROC (NaN in runs before metrics.jsonl wrote null)
     candidates = {k.split("auroc_", 1)[1]: v if v is not None and math.isfinite(v) else None
                   for k, v in rows[-1].items() if k.startswith("noise_candidates/auroc_")}
     with open(os.path.join(run_dir, "label_issues.json")) as f:   # the end-of-run export

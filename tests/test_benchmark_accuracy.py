@@ -28,7 +28,7 @@ def test_table_of_two_settings_trained_in_parallel_then_reused(cifar10_dir, tmp_
         assert config["data_loader"]["train_subset"] == 6 and config["arch"]["args"]["width"] == 8
         assert config["train_loss"]["args"]["ratio_consistency"] == 0.9 and row["wall_s"] > 0
     assert rows[0]["noise"] == 0.0 and 0 < rows[1]["noise"] <= 0.5   # 60 images, round(0.5 * 300) redrawn overall
-    assert rows[0]["auroc"] is None                                   # no noisy sample: NaN in metrics.jsonl
+    assert rows[0]["auroc"] is None                                   # no noisy sample: null in metrics.jsonl
     assert rows[1]["auroc"] == metrics[-1]["noise/auroc"]
     assert rows[1]["auroc_candidates"]["loss_avg"] == rows[1]["auroc"]   # the default score
     assert set(rows[1]["auroc_candidates"]) == {"loss", "loss_avg", "u2", "sop", "sop_avg", "v2"}

@@ -6,6 +6,7 @@ later steps, so every epoch appears exactly once.
 """
 import json
 import logging
+import math
 import os
 import sys
 
@@ -50,8 +51,11 @@ class MetricsWriter:
             f.writelines(rows)
 
     def write(self, epoch, scalars):
+        """Append the epoch's row; a value that is not a finite number (e.g. the detection AUROC of a
+        run without wrong labels) is written as null, so that every line is strict JSON."""
+        row = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in scalars.items()}
         with open(self.path, "a") as f:
-            f.write(json.dumps({"epoch": epoch, **scalars}) + "\n")
+            f.write(json.dumps({"epoch": epoch, **row}, allow_nan=False) + "\n")
         if self.writer is not None:
             for key, value in scalars.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -1,0 +1,27 @@
+"""metrics.jsonl: one strict-JSON object per epoch, cut back on resume."""
+import json
+
+from trainer.run_logger import MetricsWriter
+
+
+def _strict_rows(path):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    with open(path) as f:
+        return [json.loads(line, parse_constant=refuse) for line in f]
+
+
+def test_values_that_are_not_finite_numbers_are_written_as_null(tmp_path):
+    writer = MetricsWriter(str(tmp_path), tensorboard=False)
+    writer.write(1, {"noise/auroc": float("nan"), "loss/train": 2.5, "x": float("inf"), "n": 3})
+    assert _strict_rows(writer.path) == [{"epoch": 1, "noise/auroc": None, "loss/train": 2.5, "x": None, "n": 3}]
+
+
+def test_a_resumed_writer_drops_the_rows_after_its_epoch(tmp_path):
+    writer = MetricsWriter(str(tmp_path), tensorboard=False)
+    for epoch in (1, 2, 3):
+        writer.write(epoch, {"loss/train": float(epoch)})
+    resumed = MetricsWriter(str(tmp_path), tensorboard=False, start_epoch=2)
+    resumed.write(3, {"loss/train": 0.5})
+    assert _strict_rows(resumed.path) == [{"epoch": 1, "loss/train": 1.0}, {"epoch": 2, "loss/train": 2.0},
+                                          {"epoch": 3, "loss/train": 0.5}]
