@@ -162,6 +162,38 @@ def complete_config(stored):
     return _validated(_with_defaults(stored))
 
 
+# What a resumed run may change: where its data and outputs are and how it computes and reports.
+# Every other key defines the training its checkpoint is part of; the restored optimiser, scheduler
+# and u/v states carry those settings, so a change would be recorded in config.json but not done.
+RESUME_MAY_CHANGE = ("name", "data_loader.data_dir", "data_loader.download", "data_loader.eval_batch_size",
+                     "data_loader.pipeline", "data_loader.num_workers", "noise.file", "trainer.save_dir",
+                     "trainer.tensorboard", "trainer.eval_every", "trainer.amp", "trainer.channels_last",
+                     "trainer.compile", "trainer.sync_bn", "trainer.progress_bar")
+
+
+def flatten(config, prefix=""):
+    """{"a.b.c": value} for every leaf of a nested dict."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume_changes(stored, config, checkpoint_path):
+    """Refuse a resume whose ``config`` changes a key of the checkpoint's ``stored`` config that is
+    not in RESUME_MAY_CHANGE, naming every such key."""
+    before, after = flatten(complete_config(stored)), flatten(config)
+    changed = [f"{key} {json.dumps(before.get(key))} -> {json.dumps(after.get(key))}"
+               for key in sorted(set(before) | set(after))
+               if key not in RESUME_MAY_CHANGE and before.get(key) != after.get(key)]
+    if changed:
+        raise ConfigError(f"resuming {checkpoint_path}: a resumed run keeps the settings it was trained with, "
+                          f"but this changes {', '.join(changed)}; start a new run (-c) to train with them")
+
+
 def run_tag(config):
     """Directory name of a run: dataset, noise type and rate, start time."""
     noise = config["noise"]
@@ -183,12 +215,13 @@ def parse_args(argv=None):
     if args.resume:
         from trainer.checkpoint import find_resume_checkpoint, read_checkpoint_config
         checkpoint_path = find_resume_checkpoint(args.resume)
-        base = read_checkpoint_config(checkpoint_path)
+        base = stored = read_checkpoint_config(checkpoint_path)
         if args.config:
-            base, problems = deep_merge(base, read_json(args.config))
+            base, problems = deep_merge(stored, read_json(args.config))
             if problems:
                 raise ConfigError("; ".join(problems))
         config = merge_config(base, args)
+        check_resume_changes(stored, config, checkpoint_path)
         return config, os.path.dirname(checkpoint_path), checkpoint_path
     if not args.config:
         raise ConfigError("give a config with -c CONFIG.json or a checkpoint with -r")

@@ -176,3 +176,25 @@ def test_kill_at_random_moments_of_a_save_loop_always_leaves_a_loadable_checkpoi
     writer.wait()
     loaded = load_checkpoint(str(tmp_path / "checkpoint-latest.pth"))
     assert loaded["epoch"] >= saved and torch.equal(loaded["x"], torch.full((2_000_000,), float(loaded["epoch"])))
+
+
+def test_a_checkpoint_of_other_rows_or_labels_is_refused_even_with_the_same_count(tmp_path):
+    from data_loader.build import build_data
+    from parse_config import complete_config
+    from tests.cifar_fixtures import write_fake_cifar10
+    from trainer.checkpoint import check_fits
+    write_fake_cifar10(str(tmp_path), n_train=200, n_test=20)
+
+    def data(**noise):
+        config = complete_config({"data_loader": {"data_dir": str(tmp_path), "download": False, "train_subset": 10},
+                                  "noise": {"type": "sym", "rate": 0.5, **noise}})
+        return build_data(config, "cpu")
+
+    trained = data(seed=1)
+    saved = {"num_train": trained.num_train, "arch": "PreActResNet18", "data_fingerprint": trained.fingerprint}
+    check_fits(saved, data(seed=1), "PreActResNet18", "ckpt.pth")                   # the same rows: fine
+    other = data(seed=2)                                                            # other noise, same 100 rows
+    assert other.num_train == trained.num_train and not torch.equal(other.train_noisy, trained.train_noisy)
+    with pytest.raises(CheckpointError, match="ckpt.pth: this config trains on other images or other given labels"):
+        check_fits(saved, other, "PreActResNet18", "ckpt.pth")
+    check_fits({**saved, "data_fingerprint": None}, other, "PreActResNet18", "ckpt.pth")   # older checkpoints

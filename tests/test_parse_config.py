@@ -105,3 +105,20 @@ def test_a_stored_config_gets_the_defaults_of_keys_added_since_and_is_validated(
         complete_config(stored)
     with pytest.raises(ConfigError, match="unknown key 'bogus'"):
         complete_config({"bogus": 1})
+
+
+def test_a_resume_may_change_where_and_how_but_not_what_is_trained(tmp_path):
+    import copy
+    from parse_config import check_resume_changes
+    stored = {"seed": 5, "optimizer": {"args": {"lr": 0.1}}, "trainer": {"epochs": 10}}
+    config = complete_config(copy.deepcopy(stored))
+    config["data_loader"]["data_dir"] = "elsewhere/"
+    config["trainer"].update(amp="off", progress_bar=False, eval_every=5)
+    config["noise"]["file"] = "moved/CIFAR-10_human.pt"
+    check_resume_changes(stored, config, "ckpt.pth")                 # nothing refused
+    config["trainer"]["epochs"], config["optimizer"]["args"]["nesterov"] = 20, True
+    with pytest.raises(ConfigError) as err:
+        check_resume_changes(stored, config, "ckpt.pth")
+    assert str(err.value) == ("resuming ckpt.pth: a resumed run keeps the settings it was trained with, but this "
+                              "changes optimizer.args.nesterov null -> true, trainer.epochs 10 -> 20; start a new "
+                              "run (-c) to train with them")

@@ -277,10 +277,13 @@ class Trainer:
                 callback.load_state_dict(saved)
         progress = state.get("progress")
         loader = self.data.train_loader
+        # the batch size cannot change on resume (parse_config), but the world size can, and with it
+        # whether a small trailing batch is a batch of its own (data_loader.loaders.batch_count)
         if progress and (progress["num_batches"] != len(loader) or progress["batch_size"] != loader.batch_size):
             raise CheckpointError(f"the checkpoint stopped at step {progress['step']} of {progress['num_batches']} "
-                                  f"batches of {progress['batch_size']} in epoch {progress['epoch']}; resume it with "
-                                  f"the same data_loader.batch_size (now {loader.batch_size})")
+                                  f"batches of {progress['batch_size']} in epoch {progress['epoch']}, but this run "
+                                  f"has {len(loader)} batches of {loader.batch_size} per epoch; resume it with the "
+                                  f"number of processes it had")
         self.resume_progress = progress
         self.start_epoch = int(state["epoch"])
 
