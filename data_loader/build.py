@@ -75,7 +75,7 @@ def noisy_labels_for(config, cifar):
     if noise["type"] == "human":
         noisy, clean = load_cifar_n(loader_cfg["dataset"], noise["label_set"], noise["file"],
                                     loader_cfg["data_dir"], loader_cfg["download"],
-                                    expected_len=len(cifar.train_labels))
+                                    expected_len=len(cifar.train_labels), train_labels=cifar.train_labels)
         return noisy, cifar.train_labels
     noisy = make_noisy_labels(cifar.train_labels, noise["type"], noise["rate"], cifar.num_classes, seed,
                               images=cifar.train_images, dataset=loader_cfg["dataset"])

@@ -85,12 +85,15 @@ def _as_labels(v, path, key, num_classes):
 
 
 def load_cifar_n(dataset, label_set, path=None, data_dir="data", download=True,
-                 expected_len=50000):
+                 expected_len=50000, train_labels=None):
     """Return (noisy_labels, clean_labels), int64 arrays of the training set.
 
     label_set: aggre/random1/random2/random3/worst for cifar10, noisy for
     cifar100. The file is `path` if given, else data_dir/CIFAR-N/<file>,
-    downloaded from the CIFAR-N authors' repository when missing.
+    downloaded from the CIFAR-N authors' repository when missing. Given the
+    dataset's ``train_labels``, the file's clean labels must equal them: the
+    human labels are per position, so a copy of CIFAR in another order would
+    pair them with other images.
     """
     if dataset not in _SPECS:
         raise ConfigError(f"CIFAR-N exists for {sorted(_SPECS)} only, got dataset {dataset!r}")
@@ -118,4 +121,9 @@ def load_cifar_n(dataset, label_set, path=None, data_dir="data", download=True,
         if len(labels[key]) != expected_len:
             raise DataError(f"CIFAR-N label file {path}: '{key}' has {len(labels[key])} "
                             f"labels but the training set has {expected_len}")
+    if train_labels is not None and not np.array_equal(labels["clean_label"], train_labels):
+        differ = int((labels["clean_label"] != np.asarray(train_labels)).sum())
+        raise DataError(f"CIFAR-N label file {path}: its clean labels differ from the training set's at {differ} "
+                        f"of {expected_len} positions, so its human labels would go to other images; use the "
+                        f"official CIFAR python batches (data_batch_1..5 in their order)")
     return labels[sets[label_set]], labels["clean_label"]

@@ -33,6 +33,16 @@ def test_load_default_location(tmp_path):
     np.testing.assert_array_equal(noisy, d["random_label1"])
 
 
+def test_a_dataset_copy_in_another_order_is_refused(tmp_path):
+    d = write_c10n(str(tmp_path / "CIFAR-N" / "CIFAR-10_human.pt"))
+    same = load_cifar_n("cifar10", "worst", None, str(tmp_path), False, 100, train_labels=d["clean_label"])
+    np.testing.assert_array_equal(same[0], d["worse_label"])
+    swapped = np.concatenate([d["clean_label"][50:], d["clean_label"][:50]])   # two batches in the other order
+    differ = int((swapped != d["clean_label"]).sum())
+    with pytest.raises(DataError, match=f"clean labels differ from the training set's at {differ} of 100 positions"):
+        load_cifar_n("cifar10", "worst", None, str(tmp_path), False, 100, train_labels=swapped)
+
+
 def test_explicit_path_and_cifar100(tmp_path):
     clean = np.arange(200) % 100
     path = str(tmp_path / "c100.pt")
