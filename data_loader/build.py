@@ -22,6 +22,7 @@ from data_loader.loaders import DeviceLoader, PILLoader
 from data_loader.noise import make_noisy_labels, realised_noise_rate, transition_matrix
 from data_loader.split import stratified_split, stratified_subset
 from utils.config_schema import makes_no_noise
+from utils.errors import ConfigError
 from utils.runtime import resolve_eval_batch_size
 
 
@@ -92,8 +93,16 @@ def split_indices(config, clean, noisy):
     val_index = None
     if loader_cfg["validation_split"] > 0:
         # a user only has the given labels, so the split is stratified on them
-        train_pos, val_pos = stratified_split(noisy[index], loader_cfg["validation_split"], config["seed"])
+        fraction = loader_cfg["validation_split"]
+        train_pos, val_pos = stratified_split(noisy[index], fraction, config["seed"])
+        if not len(val_pos):
+            raise ConfigError(f"data_loader.validation_split {fraction} puts no image in the validation set: it "
+                              f"takes round({fraction} x n) of the n images given each label, and the largest n "
+                              f"is {int(np.bincount(noisy[index]).max())}")
         index, val_index = index[train_pos], index[val_pos]
+    if len(index) < 2:   # BatchNorm trains on two images at least
+        raise ConfigError(f"the training set has {len(index)} image(s) after data_loader.train_subset and "
+                          f"validation_split; training needs at least 2")
     return index, val_index
 
 

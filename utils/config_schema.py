@@ -75,15 +75,16 @@ CIFAR_N_SETS = {"cifar10": ("aggre", "random1", "random2", "random3", "worst"), 
 AUTO_OR_INT = ("data_loader.eval_batch_size",)
 
 # key -> (low, high, low inclusive); None means unbounded on that side
+MAX_SEED = 2 ** 64 - 1   # torch.manual_seed takes no larger one
 RANGES = {
-    "seed": (0, None, True),
+    "seed": (0, MAX_SEED, True),
     "data_loader.batch_size": (1, None, True),
     "data_loader.eval_batch_size": (1, None, True),
     "data_loader.validation_split": (0.0, 1.0, True),
     "data_loader.train_subset": (0, None, True),
     "data_loader.num_workers": (0, None, True),
     "noise.rate": (0.0, 1.0, True),
-    "noise.seed": (0, None, True),
+    "noise.seed": (0, MAX_SEED, True),
     "optimizer.args.lr": (0.0, None, False),
     "optimizer.args.momentum": (0.0, 1.0, True),
     "optimizer.args.weight_decay": (0.0, None, True),
