@@ -20,11 +20,12 @@ from model.networks import build_arch
 from model.sync_batchnorm import convert_to_global_batchnorm
 from model.sop_params import SampleNoiseParams
 from parse_config import parse_args
-from trainer.checkpoint import check_fits, checkpoint_position, load_checkpoint, remove_stale_temps
+from trainer.checkpoint import check_fits, checkpoint_position, load_checkpoint
 from trainer.noise_monitor import NoiseMonitor
 from trainer.run_logger import MetricsWriter, close_text_logger, make_text_logger
 from trainer.signals import stop_on_signals
 from trainer.trainer import NonFiniteLoss, Trainer, TrainingInterrupted
+from utils.atomic import atomic_open, remove_stale_temps
 from utils.dist import broadcast_object, init_distributed, shutdown_distributed
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.matrix_image import matrix_image
@@ -136,7 +137,7 @@ def build_and_train(config, run_dir, resume_path, dist, callbacks=()):
     log = trainer.log = make_text_logger(run_dir)
     metrics, training = None, False
     try:
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
+        with atomic_open(os.path.join(run_dir, "config.json")) as f:
             json.dump(config, f, indent=2)
         if state is None:
             data.save_labels(run_dir)

@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from trainer.checkpoint import (checkpoint_position, find_resume_checkpoint, load_checkpoint,
-                                remove_stale_temps, save_atomic)
+from trainer.checkpoint import checkpoint_position, find_resume_checkpoint, load_checkpoint, save_atomic
+from utils.atomic import remove_stale_temps
 from utils.errors import CheckpointError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -25,3 +25,14 @@ def test_a_resumed_writer_drops_the_rows_after_its_epoch(tmp_path):
     resumed.write(3, {"loss/train": 0.5})
     assert _strict_rows(resumed.path) == [{"epoch": 1, "loss/train": 1.0}, {"epoch": 2, "loss/train": 2.0},
                                           {"epoch": 3, "loss/train": 0.5}]
+
+
+def test_a_line_torn_by_a_kill_is_dropped_on_resume(tmp_path):
+    writer = MetricsWriter(str(tmp_path), tensorboard=False)
+    for epoch in (1, 2):
+        writer.write(epoch, {"loss/train": float(epoch)})
+    with open(writer.path, "a") as f:
+        f.write('{"epoch": 3, "loss/tr')                          # killed during the write of epoch 3
+    resumed = MetricsWriter(str(tmp_path), tensorboard=False, start_epoch=2)
+    assert _strict_rows(resumed.path) == [{"epoch": 1, "loss/train": 1.0}, {"epoch": 2, "loss/train": 2.0}]
+    assert [n for n in tmp_path.iterdir() if n.name.startswith(".tmp-")] == []

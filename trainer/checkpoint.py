@@ -12,50 +12,24 @@ the number of steps done in it.
 import glob
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 
 import torch
 
+from utils.atomic import atomic_open
 from utils.errors import CheckpointError
 
 LATEST = "checkpoint-latest.pth"
 BEST = "model_best.pth"
-_TMP_PREFIX = ".tmp-"
 # torch's weights-only errors wrap the one informative line in advice to use weights_only=False
 _BOILERPLATE = ("Weights only load failed", "In PyTorch 2.6", "Re-running", "Please file an issue",
                 "Check the documentation", "WeightsUnpickler error")
 
 
 def save_atomic(state, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".pth", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
-def remove_stale_temps(directory):
-    """Delete temporary files a killed writer left in ``directory``; returns their number.
-
-    Call only when no other process is writing checkpoints there (on resume)."""
-    stale = glob.glob(os.path.join(directory, f"{_TMP_PREFIX}*.pth"))
-    for path in stale:
-        os.remove(path)
-    return len(stale)
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
 
 
 def _reason(err):

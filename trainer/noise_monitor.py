@@ -26,6 +26,7 @@ from data_loader.loaders import DeviceLoader
 from model import label_issues as li
 from model.metrics import auroc, precision_recall_f1
 from trainer.noise_images import suspects_grid, transition_image
+from utils.atomic import atomic_open
 
 CSV_NAME = "label_issues.csv"
 AVERAGE_MOMENTUM = 0.9   # per epoch: the average of p spans about the last ten epochs
@@ -108,7 +109,7 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     files = data.train_files
     rows = li.label_issue_table(scores, flags, suggested, given, data.train_index, files)
     # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
-    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "given_label", "suggested_label", "score", "flag", "given_class", "suggested_class"]
                         + (["path"] if files is not None else []))
@@ -119,7 +120,7 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     if clean is not None:
         summary.update(li.detection_metrics(scores, flags, suggested, given, clean))
     summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()}
-    with open(summary_path(path), "w") as f:
+    with atomic_open(summary_path(path)) as f:
         json.dump(summary, f, indent=2)
     return summary
 

@@ -10,6 +10,8 @@ import math
 import os
 import sys
 
+from utils.atomic import atomic_open
+
 
 def make_text_logger(run_dir, name="sop"):
     logger = logging.getLogger(f"{name}.{os.path.abspath(run_dir)}")
@@ -31,6 +33,14 @@ def close_text_logger(logger):
         logger.removeHandler(handler)
 
 
+def _epoch_of(line):
+    """The epoch of a metrics.jsonl line; None for a blank or torn one."""
+    try:
+        return json.loads(line).get("epoch", 0)
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
 class MetricsWriter:
     """One JSON object per epoch in metrics.jsonl, mirrored to tensorboard."""
 
@@ -43,11 +53,13 @@ class MetricsWriter:
             self.writer = SummaryWriter(log_dir=run_dir, purge_step=start_epoch + 1 if start_epoch else None)
 
     def _truncate_after(self, epoch):
+        """Keep the rows up to ``epoch``; a line that is not JSON (the last one, torn by a kill
+        during its write) is dropped with them. Replaced whole, so a kill here loses nothing."""
         if not os.path.exists(self.path):
             return
         with open(self.path) as f:
-            rows = [line for line in f if line.strip() and json.loads(line).get("epoch", 0) <= epoch]
-        with open(self.path, "w") as f:
+            rows = [line for line in f if (row_epoch := _epoch_of(line)) is not None and row_epoch <= epoch]
+        with atomic_open(self.path) as f:
             f.writelines(rows)
 
     def write(self, epoch, scalars):

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from model.loss import cross_entropy_loss, sop_loss
 from trainer.best import BestEpochs
 from trainer.checkpoint import BEST, LATEST, save_atomic
+from utils.atomic import atomic_open
 from utils.dist import (DistInfo, all_gather_rows, broadcast_buffers, differentiable_sum, max_across_ranks,
                         sum_across_ranks)
 from utils.errors import CheckpointError, ConfigError
@@ -343,7 +344,7 @@ class Trainer:
                 rows = [json.loads(line) for line in f if line.strip()]
             last = next((r["accuracy/test"] for r in reversed(rows) if "accuracy/test" in r), None)
         summary = self.best.summary(last)
-        with open(os.path.join(self.run_dir, "results.json"), "w") as f:
+        with atomic_open(os.path.join(self.run_dir, "results.json")) as f:
             json.dump(summary, f, indent=2)
         self.log.info(self.best.summary_line(last))
         return summary
