@@ -255,3 +255,15 @@ def test_cifar100_asymmetric_run(tmp_path):
     flipped = labels["noisy_labels"] != labels["clean_labels"]
     assert np.all(labels["noisy_labels"][flipped] // 5 == labels["clean_labels"][flipped] // 5)
     assert state_size(run_dir) == 400
+
+
+class FailsAtTheEnd:
+    def on_fit_end(self, trainer):
+        raise RuntimeError("a callback's end-of-run work failed")
+
+
+def test_results_are_written_before_the_callbacks_end_of_run_work(tiny_run_args, tmp_path):
+    with pytest.raises(RuntimeError, match="end-of-run work failed"):
+        train.main(tiny_run_args + ["--epochs", "1"], callbacks=[FailsAtTheEnd()])
+    results = json.load(open(os.path.join(only_run_dir(tmp_path / "saved"), "results.json")))
+    assert results["best_test_epoch"] == 1 and 0 <= results["last_test_accuracy"] <= 1

@@ -332,9 +332,10 @@ class Trainer:
                                           f"-r {os.path.join(self.run_dir, LATEST)}", 128 + self.stop_signal)
         if not self.dist.is_main:
             return None
+        summary = self.report()   # first: results.json does not wait on the callbacks' end-of-run work
         for hook in self._hooks("on_fit_end"):
             hook(self)
-        return self.report()
+        return summary
 
     def report(self):
         last = None
