@@ -151,15 +151,24 @@ def _validated(config):
     return config
 
 
-def merge_config(base_json, args):
-    """DEFAULTS < base_json < flags < -o; returns a validated dict."""
-    return _validated(apply_flags(_with_defaults(base_json), args))
+def _with_arch_defaults(config, stored):
+    """`model.networks.complete_arch_args`: name the identity shortcut of a pre-activation network
+    (a ``stored`` config that names none was trained with the input one)."""
+    from model.networks import complete_arch_args  # imported late: networks pull in torch
+    complete_arch_args(config["arch"], stored)
+    return config
+
+
+def merge_config(base_json, args, stored=False):
+    """DEFAULTS < base_json < flags < -o; returns a validated dict. ``stored``: base_json is a
+    checkpoint's config (a resume)."""
+    return _validated(_with_arch_defaults(apply_flags(_with_defaults(base_json), args), stored))
 
 
 def complete_config(stored):
-    """DEFAULTS < ``stored`` (a checkpoint's config), validated: keys added since it was saved
-    get their defaults, as when the run is resumed."""
-    return _validated(_with_defaults(stored))
+    """DEFAULTS < ``stored`` (a checkpoint's or a finished run's config), validated: keys added
+    since it was saved get the values it was trained with, as when the run is resumed."""
+    return _validated(_with_arch_defaults(_with_defaults(stored), stored=True))
 
 
 # What a resumed run may change: where its data and outputs are and how it computes and reports.
@@ -220,7 +229,7 @@ def parse_args(argv=None):
             base, problems = deep_merge(stored, read_json(args.config))
             if problems:
                 raise ConfigError("; ".join(problems))
-        config = merge_config(base, args)
+        config = merge_config(base, args, stored=True)
         check_resume_changes(stored, config, checkpoint_path)
         return config, os.path.dirname(checkpoint_path), checkpoint_path
     if not args.config:

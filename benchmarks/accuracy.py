@@ -10,6 +10,7 @@ with the rows as JSON next to it. The defaults are the CPU-sized table; the
 same table at full size on a GPU: --subset 0 --width 64 --epochs 300 --eval-every 1.
 """
 import argparse
+import copy
 import glob
 import json
 import math
@@ -148,18 +149,11 @@ def train_argv(args, setting, method):
     return argv
 
 
-def flat(config, prefix=""):
-    for key, value in config.items():
-        if isinstance(value, dict):
-            yield from flat(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
 def result_keys(config):
     """Flattened config without the keys that cannot change a run's numbers: the evaluation batch
     size, and SOP's loss arguments when the loss is not SOP's."""
-    keys = dict(flat(config))
+    from parse_config import flatten
+    keys = flatten(config)
     keys.pop("data_loader.eval_batch_size", None)
     if keys.get("train_loss.type", "sop") != "sop":
         keys = {k: v for k, v in keys.items() if not k.startswith("train_loss.args.")}
@@ -168,7 +162,10 @@ def result_keys(config):
 
 def same_run(stored, wanted):
     """Configs agree on every key both have that can change the results (keys added to the schema
-    since the run are not compared)."""
+    since the run are not compared; a network argument added since gets the value the run had)."""
+    from model.networks import complete_arch_args
+    if isinstance(stored.get("arch"), dict):
+        stored = {**stored, "arch": complete_arch_args(copy.deepcopy(stored["arch"]), stored=True)}
     stored, wanted = result_keys(stored), result_keys(wanted)
     return all(stored[key] == wanted[key] for key in stored.keys() & wanted.keys())
 

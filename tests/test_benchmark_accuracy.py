@@ -113,6 +113,14 @@ def test_same_run_ignores_keys_one_config_lacks_but_not_changed_values():
     assert not accuracy.same_run(stored, {"seed": 1, "trainer": {"epochs": 3}, "train_loss": {"args": {"lr_u": 10.0}}})
 
 
+def test_a_run_from_before_the_official_identity_shortcut_is_not_reused_for_the_new_network():
+    old = {"seed": 1, "arch": {"type": "PreActResNet18", "args": {"width": 16}}}   # trained with "input"
+    wanted = {"seed": 1, "arch": {"type": "PreActResNet18", "args": {"width": 16, "identity_shortcut": "preactivated"}}}
+    assert not accuracy.same_run(old, wanted)
+    assert accuracy.same_run(old, {**wanted, "arch": {**wanted["arch"], "args": {"width": 16, "identity_shortcut": "input"}}})
+    assert accuracy.same_run(wanted, wanted)
+
+
 def test_same_run_ignores_what_cannot_change_the_numbers():
     ce = {"seed": 1, "data_loader": {"eval_batch_size": 512},
           "train_loss": {"type": "cross_entropy", "args": {"lr_u": 10.0}}}

@@ -63,3 +63,35 @@ def test_weights_keep_pytorchs_default_init_as_the_official_code(name):
     assert float(conv.weight.detach().std()) == pytest.approx(1 / 12 / 3 ** 0.5, rel=0.05)   # 0.0481
     bn = net.bn1
     assert torch.equal(bn.weight, torch.ones(16)) and torch.equal(bn.bias, torch.zeros(16))
+
+
+@pytest.mark.parametrize("identity, carries", [("preactivated", "relu(bn1(x))"), ("input", "x")])
+def test_an_identity_block_adds_what_its_identity_shortcut_names(identity, carries):
+    # with the residual branch silenced (conv2 = 0) a block returns exactly its shortcut: the official
+    # code's relu(bn1(x)), or x as in He et al.; a block that changes shape uses its 1x1 conv either way
+    torch.manual_seed(0)
+    net = build_arch("PreActResNet18", 10, {"width": 8, "identity_shortcut": identity}).eval()
+    block = net.layer1[1]
+    torch.nn.init.zeros_(block.conv2.weight)
+    with torch.no_grad():
+        block.bn1.running_mean.fill_(0.5)
+    x = torch.randn(2, 8, 8, 8)
+    expected = torch.relu(block.bn1(x)) if carries != "x" else x
+    torch.testing.assert_close(block(x), expected)
+    assert (block(x) < 0).any() == (carries == "x")
+    down = net.layer2[0]
+    torch.nn.init.zeros_(down.conv2.weight)
+    torch.testing.assert_close(down(x), down.shortcut(torch.relu(down.bn1(x))))
+
+
+def test_both_identity_shortcuts_have_the_same_parameters():
+    nets = [build_arch("PreActResNet18", 10, {"width": 8, "identity_shortcut": s}) for s in ("preactivated", "input")]
+    assert [n for n, _ in nets[0].named_parameters()] == [n for n, _ in nets[1].named_parameters()]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.allclose(nets[0].eval()(x), nets[1].eval()(x))
+
+
+def test_bad_identity_shortcut():
+    with pytest.raises(ConfigError, match=r"'arch\.args\.identity_shortcut' must be one of preactivated, input"):
+        build_arch("PreActResNet18", 10, {"identity_shortcut": "x"})

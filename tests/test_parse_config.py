@@ -122,3 +122,17 @@ def test_a_resume_may_change_where_and_how_but_not_what_is_trained(tmp_path):
     assert str(err.value) == ("resuming ckpt.pth: a resumed run keeps the settings it was trained with, but this "
                               "changes optimizer.args.nesterov null -> true, trainer.epochs 10 -> 20; start a new "
                               "run (-c) to train with them")
+
+
+def test_configs_written_before_the_official_identity_shortcut_keep_the_input_one(tmp_path):
+    from trainer.checkpoint import save_atomic
+    old = {"arch": {"type": "PreActResNet18", "args": {"width": 8}}}       # names no identity shortcut
+    assert complete_config(old)["arch"]["args"]["identity_shortcut"] == "input"
+    fresh, _, _ = parse_args(["-c", write(tmp_path, old)])
+    assert fresh["arch"]["args"] == {"width": 8, "identity_shortcut": "preactivated"}   # written out in config.json
+    save_atomic({"epoch": 1, "config": old}, str(tmp_path / "old.pth"))
+    resumed, _, _ = parse_args(["-r", str(tmp_path / "old.pth")])          # no change refused: it is the same network
+    assert resumed["arch"]["args"]["identity_shortcut"] == "input"
+    with pytest.raises(ConfigError, match='arch.args.identity_shortcut "input" -> "preactivated"'):
+        parse_args(["-r", str(tmp_path / "old.pth"), "-o", "arch.args.identity_shortcut=preactivated"])
+    assert complete_config({"arch": {"type": "ResNet34"}})["arch"]["args"] == {"width": 64}   # post-activation

@@ -205,15 +205,11 @@ def _unknown_args(section, args, allowed):
 def _args_problems(config):
     """Keys and values inside the args blocks, checked against what their constructors take."""
     import torch  # late: only needed here
-    from model.networks import ARCHS
+    from model.networks import ARCHS, arch_args_problems
     problems = []
     arch, args = config["arch"], config["arch"].get("args")
     if arch.get("type") in ARCHS and isinstance(args, dict):
-        allowed = set(inspect.signature(ARCHS[arch["type"]]).parameters) - {"num_classes"}
-        problems += _unknown_args("arch", args, allowed)
-        width = args.get("width", 64)
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            problems.append(f"'arch.args.width' must be a positive integer, got {width!r}")
+        problems += arch_args_problems(arch["type"], args)
     for section, module, skip in (("optimizer", torch.optim, {"params"}),
                                   ("lr_scheduler", torch.optim.lr_scheduler, {"optimizer", "last_epoch"})):
         spec = config[section]
