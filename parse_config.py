@@ -61,7 +61,8 @@ def build_arg_parser():
 
 def deep_merge(base, update, path="", allow_new=False):
     """Recursively merge ``update`` into a copy of ``base``; unknown keys are errors
-    except inside ``args`` blocks, whose keys go to constructors that check them."""
+    except inside ``args`` blocks, whose keys go to constructors that check them. A
+    section whose ``type`` the update changes takes only the update's ``args``."""
     merged = copy.deepcopy(base)
     problems = []
     for key, value in update.items():
@@ -70,7 +71,10 @@ def deep_merge(base, update, path="", allow_new=False):
             problems.append(f"unknown key '{where}'")
             continue
         if isinstance(merged.get(key), dict) and isinstance(value, dict):
-            sub, sub_problems = deep_merge(merged[key], value, where + ".", allow_new or key == "args")
+            section = merged[key]
+            if "args" in section and value.get("type", section.get("type")) != section.get("type"):
+                section = {**section, "args": {}}   # another type's arguments are not this type's
+            sub, sub_problems = deep_merge(section, value, where + ".", allow_new or key == "args")
             merged[key] = sub
             problems += sub_problems
         else:
@@ -117,7 +121,16 @@ def read_json(path):
     return data
 
 
+# sections whose args go to a torch constructor: setting another type with -o drops the old type's
+# args first (before the flags and the other -o, so their order does not matter)
+TYPED_SECTIONS = ("optimizer", "lr_scheduler")
+
+
 def apply_flags(config, args):
+    for key, value in (parse_override(text) for text in args.override):
+        section, _, leaf = key.partition(".")
+        if section in TYPED_SECTIONS and leaf == "type" and value != config[section].get("type"):
+            config[section] = {"type": value, "args": {}}
     for flag, (path, _) in FLAG_PATHS.items():
         value = getattr(args, flag)
         if value is not None:
@@ -159,10 +172,9 @@ def _with_arch_defaults(config, stored):
     return config
 
 
-def merge_config(base_json, args, stored=False):
-    """DEFAULTS < base_json < flags < -o; returns a validated dict. ``stored``: base_json is a
-    checkpoint's config (a resume)."""
-    return _validated(_with_arch_defaults(apply_flags(_with_defaults(base_json), args), stored))
+def merge_config(base_json, args):
+    """DEFAULTS < base_json < flags < -o; returns a validated dict."""
+    return _validated(_with_arch_defaults(apply_flags(_with_defaults(base_json), args), stored=False))
 
 
 def complete_config(stored):
@@ -191,13 +203,23 @@ def flatten(config, prefix=""):
     return flat
 
 
+def _schedule_follows_epochs(config):
+    """Whether the learning-rate schedule is stretched by trainer.epochs (cosine without its own
+    T_max: train.py sets T_max = epochs); then a resume cannot change the number of epochs."""
+    scheduler = config["lr_scheduler"]
+    return scheduler["type"] == "CosineAnnealingLR" and "T_max" not in scheduler["args"]
+
+
 def check_resume_changes(stored, config, checkpoint_path):
     """Refuse a resume whose ``config`` changes a key of the checkpoint's ``stored`` config that is
-    not in RESUME_MAY_CHANGE, naming every such key."""
-    before, after = flatten(complete_config(stored)), flatten(config)
+    not in RESUME_MAY_CHANGE (nor trainer.epochs under a schedule that does not depend on it),
+    naming every such key."""
+    # not validated: the stored config's paths (noise.file, data_dir) may be the ones that moved
+    before, after = flatten(_with_arch_defaults(_with_defaults(stored), stored=True)), flatten(config)
+    may_change = RESUME_MAY_CHANGE + (() if _schedule_follows_epochs(config) else ("trainer.epochs",))
     changed = [f"{key} {json.dumps(before.get(key))} -> {json.dumps(after.get(key))}"
                for key in sorted(set(before) | set(after))
-               if key not in RESUME_MAY_CHANGE and before.get(key) != after.get(key)]
+               if key not in may_change and before.get(key) != after.get(key)]
     if changed:
         raise ConfigError(f"resuming {checkpoint_path}: a resumed run keeps the settings it was trained with, "
                           f"but this changes {', '.join(changed)}; start a new run (-c) to train with them")
@@ -229,9 +251,9 @@ def parse_args(argv=None):
             base, problems = deep_merge(stored, read_json(args.config))
             if problems:
                 raise ConfigError("; ".join(problems))
-        config = merge_config(base, args, stored=True)
-        check_resume_changes(stored, config, checkpoint_path)
-        return config, os.path.dirname(checkpoint_path), checkpoint_path
+        config = _with_arch_defaults(apply_flags(_with_defaults(base), args), stored=True)
+        check_resume_changes(stored, config, checkpoint_path)   # first: a refused change is the whole story
+        return _validated(config), os.path.dirname(checkpoint_path), checkpoint_path
     if not args.config:
         raise ConfigError("give a config with -c CONFIG.json or a checkpoint with -r")
     config = merge_config(read_json(args.config), args)

@@ -37,6 +37,11 @@ def world(tmp_path_factory):
     (root / "mid_other").mkdir()
     torch.save(state, root / "mid_other" / "checkpoint-latest.pth")
     files["mid_other"] = str(root / "mid_other")
+    state.pop("progress")
+    state["epoch"] = 2           # as if trained for 2 epochs, but its config says 1
+    (root / "ep2").mkdir()
+    torch.save(state, root / "ep2" / "checkpoint-latest.pth")
+    files["ep2"] = str(root / "ep2")
     with open(files["ckpt"], "rb") as f:
         good = f.read()
     (root / "truncated.pth").write_bytes(good[:len(good) // 3])
@@ -133,7 +138,7 @@ RESUME_CASES = [
     (["-r", "ckpt", "-o", "arch.type=ResNet34"], "but this changes arch.type \"PreActResNet18\" -> \"ResNet34\";"),
     (["-r", "ckpt", "-o", "arch.args.width=16"], "but this changes arch.args.width 8 -> 16;"),
     (["-r", "ckpt", "-o", "data_loader.train_subset=5"], "but this changes data_loader.train_subset 0 -> 5;"),
-    (["-r", "ckpt", "--percent", "2"], "'noise.rate'"),
+    (["-r", "ckpt", "--percent", "2"], "but this changes noise.rate 0.5 -> 2.0;"),
     # the same number of samples, but other labels: u, v and the averages would belong to other ones
     (["-r", "ckpt", "-o", "noise.seed=7"], "but this changes noise.seed 123 -> 7;"),
     (["-r", "ckpt", "--percent", "0.3"], "but this changes noise.rate 0.5 -> 0.3;"),
@@ -142,6 +147,7 @@ RESUME_CASES = [
     (["-r", "ckpt", "--lr", "0.5", "--lr_u", "0"],
      "changes optimizer.args.lr 0.02 -> 0.5, train_loss.args.lr_u 10 -> 0.0; start a new run (-c)"),
     (["-r", "mid", "--bs", "16"], "but this changes data_loader.batch_size 32 -> 16;"),
+    (["-r", "ep2"], "has finished epoch 2, after trainer.epochs 1; resume with --epochs 2 or more"),
     (["-r", "mid_other"], "but this run has 4 batches of 32 per epoch; resume it with the number of processes"),
     ([], "give a config with -c"),
 ]

@@ -195,6 +195,7 @@ def test_a_checkpoint_of_other_rows_or_labels_is_refused_even_with_the_same_coun
     check_fits(saved, data(seed=1), "PreActResNet18", "ckpt.pth")                   # the same rows: fine
     other = data(seed=2)                                                            # other noise, same 100 rows
     assert other.num_train == trained.num_train and not torch.equal(other.train_noisy, trained.train_noisy)
-    with pytest.raises(CheckpointError, match="ckpt.pth: this config trains on other images or other given labels"):
+    with pytest.raises(CheckpointError, match=r"ckpt.pth: the training rows differ from the checkpoint's \(other "
+                                              r"images or other given labels: another CIFAR-N label file"):
         check_fits(saved, other, "PreActResNet18", "ckpt.pth")
     check_fits({**saved, "data_fingerprint": None}, other, "PreActResNet18", "ckpt.pth")   # older checkpoints

@@ -135,4 +135,45 @@ def test_configs_written_before_the_official_identity_shortcut_keep_the_input_on
     assert resumed["arch"]["args"]["identity_shortcut"] == "input"
     with pytest.raises(ConfigError, match='arch.args.identity_shortcut "input" -> "preactivated"'):
         parse_args(["-r", str(tmp_path / "old.pth"), "-o", "arch.args.identity_shortcut=preactivated"])
-    assert complete_config({"arch": {"type": "ResNet34"}})["arch"]["args"] == {"width": 64}   # post-activation
+    assert complete_config({"arch": {"type": "ResNet34"}})["arch"]["args"] == {}   # post-activation; no default args of another type
+
+
+def test_a_resume_may_point_at_a_moved_cifar_n_file(tmp_path):
+    from trainer.checkpoint import save_atomic
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "CIFAR-10_human.pt").write_bytes(b"moved here")
+    stored = complete_config({"noise": {"type": "human", "file": None}})
+    stored["noise"]["file"] = str(tmp_path / "old" / "CIFAR-10_human.pt")      # no longer there
+    save_atomic({"epoch": 1, "config": stored}, str(tmp_path / "run.pth"))
+    config, _, _ = parse_args(["-r", str(tmp_path / "run.pth"), "-o", f"noise.file={tmp_path}/new/CIFAR-10_human.pt"])
+    assert config["noise"]["file"] == f"{tmp_path}/new/CIFAR-10_human.pt"
+
+
+@pytest.mark.parametrize("scheduler, extendable", [
+    ({"type": "CosineAnnealingLR", "args": {"eta_min": 0.0}}, False),           # T_max = epochs: the curve would change
+    ({"type": "CosineAnnealingLR", "args": {"eta_min": 0.0, "T_max": 300}}, True),
+    ({"type": "MultiStepLR", "args": {"milestones": [5], "gamma": 0.1}}, True),
+    ({"type": "none", "args": {}}, True)])
+def test_a_resume_may_add_epochs_only_when_the_schedule_does_not_follow_them(tmp_path, scheduler, extendable):
+    from trainer.checkpoint import save_atomic
+    stored = complete_config({"lr_scheduler": scheduler, "trainer": {"epochs": 2}})
+    save_atomic({"epoch": 2, "config": stored}, str(tmp_path / "run.pth"))
+    argv = ["-r", str(tmp_path / "run.pth"), "--epochs", "6"]
+    if extendable:
+        assert parse_args(argv)[0]["trainer"]["epochs"] == 6
+    else:
+        with pytest.raises(ConfigError, match="changes trainer.epochs 2 -> 6"):
+            parse_args(argv)
+
+
+def test_another_optimizer_or_scheduler_type_takes_only_its_own_args(tmp_path):
+    path = write(tmp_path, {"optimizer": {"type": "Adam", "args": {"lr": 0.001}}})
+    assert parse_args(["-c", path])[0]["optimizer"] == {"type": "Adam", "args": {"lr": 0.001}}   # no SGD momentum
+    for argv in (["-o", "optimizer.type=AdamW", "--lr", "0.003"], ["--lr", "0.003", "-o", "optimizer.type=AdamW"]):
+        assert parse_args(["-c", "config_cifar10.json", *argv])[0]["optimizer"] == {"type": "AdamW", "args": {"lr": 0.003}}
+    config, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "lr_scheduler.args.milestones=[5]",
+                               "-o", "lr_scheduler.type=MultiStepLR"])
+    assert config["lr_scheduler"] == {"type": "MultiStepLR", "args": {"milestones": [5]}}   # no cosine eta_min
+    same, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "optimizer.type=SGD"])       # the same type keeps its args
+    assert same["optimizer"]["args"] == {"lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4}
+    assert complete_config({"optimizer": {"type": "Adam", "args": {"lr": 0.001}}})["optimizer"]["args"] == {"lr": 0.001}

@@ -117,6 +117,6 @@ def check_fits(state, data, arch, path):
         raise CheckpointError(f"{path}: the image folder changed since this checkpoint (files added, removed, "
                               f"renamed or moved between classes), so its per-image state belongs to other "
                               f"images; start a new run on the changed folder")
-    raise CheckpointError(f"{path}: this config trains on other images or other given labels than the "
-                          f"checkpoint did (seed, noise, train_subset or validation_split changed), so its "
-                          f"per-image state belongs to other samples; resume with the run's own settings")
+    raise CheckpointError(f"{path}: the training rows differ from the checkpoint's (other images or other given "
+                          f"labels: another CIFAR-N label file, or a copy of the dataset in another order), so "
+                          f"its per-image state belongs to other samples; resume with the files it was trained on")
