@@ -36,3 +36,13 @@ def test_a_line_torn_by_a_kill_is_dropped_on_resume(tmp_path):
     resumed = MetricsWriter(str(tmp_path), tensorboard=False, start_epoch=2)
     assert _strict_rows(resumed.path) == [{"epoch": 1, "loss/train": 1.0}, {"epoch": 2, "loss/train": 2.0}]
     assert [n for n in tmp_path.iterdir() if n.name.startswith(".tmp-")] == []
+
+
+def test_atomic_results_get_the_mode_a_plain_open_gives(tmp_path):
+    import os
+    from utils.atomic import atomic_open
+    with open(tmp_path / "plain.json", "w") as f:
+        f.write("{}")
+    with atomic_open(str(tmp_path / "atomic.json")) as f:
+        f.write("{}")
+    assert os.stat(tmp_path / "atomic.json").st_mode == os.stat(tmp_path / "plain.json").st_mode
