@@ -24,7 +24,7 @@ from model.metrics import accuracy
 from model.networks import build_arch
 from parse_config import complete_config
 from trainer.checkpoint import check_fits, find_resume_checkpoint, load_checkpoint
-from trainer.noise_monitor import (averaged_probs, export_label_issues, predict_probs, summary_path,
+from trainer.noise_monitor import (CSV_COLUMNS, averaged_probs, export_label_issues, predict_probs, summary_path,
                                    training_set_loader)
 from utils.errors import CheckpointError, ConfigError, UserError
 from utils.runtime import autocast, resolve_amp, resolve_channels_last, resolve_device, to_layout
@@ -95,6 +95,20 @@ def checkpoint_predictions(checkpoint_path, data_dir=None, amp_setting=None):
                                  test_probs, test_labels)
 
 
+def _is_label_issue_csv(path):
+    header = ",".join(CSV_COLUMNS).encode()
+    with open(path, "rb") as f:
+        return f.read(len(header)) == header
+
+
+def _is_label_issue_summary(path):
+    try:
+        with open(path) as f:
+            return "flag_rule" in json.load(f)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     """Write the label-issue CSV + JSON for a checkpoint; returns the summary dict."""
     path = out or default_csv_path(checkpoint_path)
@@ -103,6 +117,9 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
     if summary_path(path) == path:
         raise ConfigError(f"--out {path}: the summary is written to the CSV's name with .json, so the CSV "
                           f"cannot end in .json")
+    for target, is_export in ((path, _is_label_issue_csv), (summary_path(path), _is_label_issue_summary)):
+        if os.path.isfile(target) and not is_export(target):   # e.g. --out RUN/results.csv or RUN/train.log
+            raise ConfigError(f"--out {path}: would replace {target}, which is not a label-issue export")
     pred = checkpoint_predictions(checkpoint_path, data_dir, amp_setting)
     try:
         return export_label_issues(path, pred.data, pred.train_probs, pred.avg_probs, extra={

@@ -143,7 +143,8 @@ RESUME_CASES = [
     (["-r", "ckpt", "-o", "noise.seed=7"], "but this changes noise.seed 123 -> 7;"),
     (["-r", "ckpt", "--percent", "0.3"], "but this changes noise.rate 0.5 -> 0.3;"),
     # settings the restored optimiser, scheduler and u/v states would silently override
-    (["-r", "ckpt", "--epochs", "3"], "keeps the settings it was trained with, but this changes trainer.epochs 1 -> 3;"),
+    (["-r", "ckpt", "--epochs", "3"],
+     "keeps the settings it was trained with, but this changes trainer.epochs 1 -> 3;"),
     (["-r", "ckpt", "--lr", "0.5", "--lr_u", "0"],
      "changes optimizer.args.lr 0.02 -> 0.5, train_loss.args.lr_u 10 -> 0.0; start a new run (-c)"),
     (["-r", "mid", "--bs", "16"], "but this changes data_loader.batch_size 32 -> 16;"),

@@ -117,7 +117,8 @@ def test_a_run_from_before_the_official_identity_shortcut_is_not_reused_for_the_
     old = {"seed": 1, "arch": {"type": "PreActResNet18", "args": {"width": 16}}}   # trained with "input"
     wanted = {"seed": 1, "arch": {"type": "PreActResNet18", "args": {"width": 16, "identity_shortcut": "preactivated"}}}
     assert not accuracy.same_run(old, wanted)
-    assert accuracy.same_run(old, {**wanted, "arch": {**wanted["arch"], "args": {"width": 16, "identity_shortcut": "input"}}})
+    as_before = {"type": "PreActResNet18", "args": {"width": 16, "identity_shortcut": "input"}}
+    assert accuracy.same_run(old, {**wanted, "arch": as_before})
     assert accuracy.same_run(wanted, wanted)
 
 

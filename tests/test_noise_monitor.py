@@ -139,6 +139,12 @@ def test_evaluate_rejects_an_output_it_cannot_write(tiny_run_args, tmp_path, cap
     assert evaluate.main(["-r", checkpoint, "--out", str(tmp_path / "issues.json")]) == 2
     assert capsys.readouterr().err.startswith(f"error: --out {tmp_path / 'issues.json'}: the summary is written")
     assert (tmp_path / "issues.json").read_text() == "kept"
+    for name in ("results.csv", "train.log"):   # a summary over results.json, a CSV over the log: refused
+        before = {n: open(os.path.join(run_dir, n), "rb").read() for n in ("results.json", "train.log")}
+        assert evaluate.main(["-r", checkpoint, "--out", os.path.join(run_dir, name)]) == 2
+        assert "which is not a label-issue export" in capsys.readouterr().err
+        assert {n: open(os.path.join(run_dir, n), "rb").read() for n in before} == before
+    assert evaluate.main(["-r", checkpoint, "--out", os.path.join(run_dir, "label_issues.csv")]) == 0   # an export
 
 
 def test_evaluate_predicts_in_the_runs_precision_unless_told(tiny_run_args, tmp_path):

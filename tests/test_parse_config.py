@@ -135,7 +135,8 @@ def test_configs_written_before_the_official_identity_shortcut_keep_the_input_on
     assert resumed["arch"]["args"]["identity_shortcut"] == "input"
     with pytest.raises(ConfigError, match='arch.args.identity_shortcut "input" -> "preactivated"'):
         parse_args(["-r", str(tmp_path / "old.pth"), "-o", "arch.args.identity_shortcut=preactivated"])
-    assert complete_config({"arch": {"type": "ResNet34"}})["arch"]["args"] == {}   # post-activation; no default args of another type
+    # post-activation, and no default args of another type
+    assert complete_config({"arch": {"type": "ResNet34"}})["arch"]["args"] == {}
 
 
 def test_a_resume_may_point_at_a_moved_cifar_n_file(tmp_path):
@@ -170,10 +171,11 @@ def test_another_optimizer_or_scheduler_type_takes_only_its_own_args(tmp_path):
     path = write(tmp_path, {"optimizer": {"type": "Adam", "args": {"lr": 0.001}}})
     assert parse_args(["-c", path])[0]["optimizer"] == {"type": "Adam", "args": {"lr": 0.001}}   # no SGD momentum
     for argv in (["-o", "optimizer.type=AdamW", "--lr", "0.003"], ["--lr", "0.003", "-o", "optimizer.type=AdamW"]):
-        assert parse_args(["-c", "config_cifar10.json", *argv])[0]["optimizer"] == {"type": "AdamW", "args": {"lr": 0.003}}
+        optimizer = parse_args(["-c", "config_cifar10.json", *argv])[0]["optimizer"]
+        assert optimizer == {"type": "AdamW", "args": {"lr": 0.003}}
     config, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "lr_scheduler.args.milestones=[5]",
                                "-o", "lr_scheduler.type=MultiStepLR"])
     assert config["lr_scheduler"] == {"type": "MultiStepLR", "args": {"milestones": [5]}}   # no cosine eta_min
-    same, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "optimizer.type=SGD"])       # the same type keeps its args
+    same, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "optimizer.type=SGD"])   # the same type: its args
     assert same["optimizer"]["args"] == {"lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4}
     assert complete_config({"optimizer": {"type": "Adam", "args": {"lr": 0.001}}})["optimizer"]["args"] == {"lr": 0.001}

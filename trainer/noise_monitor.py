@@ -29,6 +29,7 @@ from trainer.noise_images import suspects_grid, transition_image
 from utils.atomic import atomic_open
 
 CSV_NAME = "label_issues.csv"
+CSV_COLUMNS = ("index", "given_label", "suggested_label", "score", "flag", "given_class", "suggested_class")
 AVERAGE_MOMENTUM = 0.9   # per epoch: the average of p spans about the last ten epochs
 
 
@@ -111,8 +112,7 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
     with atomic_open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.writer(f)
-        writer.writerow(["index", "given_label", "suggested_label", "score", "flag", "given_class", "suggested_class"]
-                        + (["path"] if files is not None else []))
+        writer.writerow(list(CSV_COLUMNS) + (["path"] if files is not None else []))
         names = data.class_names
         writer.writerows((i, g, s, f"{sc:.6f}", int(fl), names[g], names[s], *rest) for i, g, s, sc, fl, *rest in rows)
     summary = {"score": name, "num_samples": len(rows), "flag_rule": li.FLAG_RULE, "num_flagged": int(flags.sum()),
