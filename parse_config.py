@@ -129,7 +129,8 @@ TYPED_SECTIONS = ("optimizer", "lr_scheduler")
 def apply_flags(config, args):
     for key, value in (parse_override(text) for text in args.override):
         section, _, leaf = key.partition(".")
-        if section in TYPED_SECTIONS and leaf == "type" and value != config[section].get("type"):
+        if section in TYPED_SECTIONS and leaf == "type" and isinstance(config.get(section), dict) \
+                and value != config[section].get("type"):
             config[section] = {"type": value, "args": {}}
     for flag, (path, _) in FLAG_PATHS.items():
         value = getattr(args, flag)
@@ -168,7 +169,8 @@ def _with_arch_defaults(config, stored):
     """`model.networks.complete_arch_args`: name the identity shortcut of a pre-activation network
     (a ``stored`` config that names none was trained with the input one)."""
     from model.networks import complete_arch_args  # imported late: networks pull in torch
-    complete_arch_args(config["arch"], stored)
+    if isinstance(config.get("arch"), dict):   # else validation names the problem
+        complete_arch_args(config["arch"], stored)
     return config
 
 
@@ -206,8 +208,9 @@ def flatten(config, prefix=""):
 def _schedule_follows_epochs(config):
     """Whether the learning-rate schedule is stretched by trainer.epochs (cosine without its own
     T_max: train.py sets T_max = epochs); then a resume cannot change the number of epochs."""
-    scheduler = config["lr_scheduler"]
-    return scheduler["type"] == "CosineAnnealingLR" and "T_max" not in scheduler["args"]
+    scheduler = config.get("lr_scheduler")
+    return not isinstance(scheduler, dict) or not isinstance(scheduler.get("args"), dict) \
+        or scheduler.get("type") == "CosineAnnealingLR" and "T_max" not in scheduler["args"]
 
 
 def check_resume_changes(stored, config, checkpoint_path):
