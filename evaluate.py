@@ -96,7 +96,7 @@ def checkpoint_predictions(checkpoint_path, data_dir=None, amp_setting=None):
 
 
 def _is_label_issue_csv(path):
-    header = ",".join(CSV_COLUMNS).encode()
+    header = ",".join(CSV_COLUMNS[:5]).encode()   # exports before the class-name columns end there
     with open(path, "rb") as f:
         return f.read(len(header)) == header
 
@@ -119,7 +119,8 @@ def evaluate(checkpoint_path, data_dir=None, out=None, amp_setting=None):
                           f"cannot end in .json")
     for target, is_export in ((path, _is_label_issue_csv), (summary_path(path), _is_label_issue_summary)):
         if os.path.isfile(target) and not is_export(target):   # e.g. --out RUN/results.csv or RUN/train.log
-            raise ConfigError(f"--out {path}: would replace {target}, which is not a label-issue export")
+            raise ConfigError(f"{'--out ' if out else 'output '}{path}: would replace {target}, which is not "
+                              f"a label-issue export")
     pred = checkpoint_predictions(checkpoint_path, data_dir, amp_setting)
     try:
         return export_label_issues(path, pred.data, pred.train_probs, pred.avg_probs, extra={

@@ -59,10 +59,15 @@ def build_arg_parser():
     return parser
 
 
+# sections whose args go to a torch class named by their type: another type takes only its own args
+# (in a JSON, and with -o before the flags and the other -o, so that their order does not matter)
+TYPED_SECTIONS = ("optimizer", "lr_scheduler")
+
+
 def deep_merge(base, update, path="", allow_new=False):
     """Recursively merge ``update`` into a copy of ``base``; unknown keys are errors
-    except inside ``args`` blocks, whose keys go to constructors that check them. A
-    section whose ``type`` the update changes takes only the update's ``args``."""
+    except inside ``args`` blocks, whose keys go to constructors that check them. An
+    optimizer or lr_scheduler whose ``type`` the update changes takes only the update's ``args``."""
     merged = copy.deepcopy(base)
     problems = []
     for key, value in update.items():
@@ -72,8 +77,8 @@ def deep_merge(base, update, path="", allow_new=False):
             continue
         if isinstance(merged.get(key), dict) and isinstance(value, dict):
             section = merged[key]
-            if "args" in section and value.get("type", section.get("type")) != section.get("type"):
-                section = {**section, "args": {}}   # another type's arguments are not this type's
+            if not path and key in TYPED_SECTIONS and value.get("type", section.get("type")) != section.get("type"):
+                section = {**section, "args": {}}   # another torch class's arguments are not this one's
             sub, sub_problems = deep_merge(section, value, where + ".", allow_new or key == "args")
             merged[key] = sub
             problems += sub_problems
@@ -119,11 +124,6 @@ def read_json(path):
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
     return data
-
-
-# sections whose args go to a torch constructor: setting another type with -o drops the old type's
-# args first (before the flags and the other -o, so their order does not matter)
-TYPED_SECTIONS = ("optimizer", "lr_scheduler")
 
 
 def apply_flags(config, args):

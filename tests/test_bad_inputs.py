@@ -38,6 +38,12 @@ def world(tmp_path_factory):
     torch.save(state, root / "mid_other" / "checkpoint-latest.pth")
     files["mid_other"] = str(root / "mid_other")
     state.pop("progress")
+    state["config"]["lr_scheduler"] = {"type": "none", "args": {}}   # --epochs may change: no cosine
+    state["config"]["trainer"]["epochs"] = 3
+    (root / "ep1_of_3").mkdir()
+    torch.save(state, root / "ep1_of_3" / "checkpoint-latest.pth")
+    files["ep1_of_3"] = str(root / "ep1_of_3")
+    state = torch.load(files["ckpt"], weights_only=True)
     state["epoch"] = 2           # as if trained for 2 epochs, but its config says 1
     (root / "ep2").mkdir()
     torch.save(state, root / "ep2" / "checkpoint-latest.pth")
@@ -151,7 +157,9 @@ RESUME_CASES = [
      "changes optimizer.args.lr 0.02 -> 0.5, train_loss.args.lr_u 10 -> 0.0; start a new run (-c)"),
     (["-r", "mid", "--bs", "16"], "but this changes data_loader.batch_size 32 -> 16;"),
     (["-r", "ckpt", "-o", "lr_scheduler=1"], "but this changes lr_scheduler null -> 1, lr_scheduler.args.eta_min"),
-    (["-r", "ep2"], "has finished epoch 2, after trainer.epochs 1; resume with --epochs 2 or more"),
+    (["-r", "ep1_of_3", "--epochs", "1"],
+     "has finished epoch 1, so --epochs 1 trains nothing; give --epochs 2 or more"),
+    (["-r", "ep2"], "has finished epoch 2, so --epochs 1 trains nothing; give --epochs 3 or more"),
     (["-r", "mid_other"], "but this run has 4 batches of 32 per epoch; resume it with the number of processes"),
     ([], "give a config with -c"),
 ]

@@ -145,6 +145,10 @@ def test_evaluate_rejects_an_output_it_cannot_write(tiny_run_args, tmp_path, cap
         assert "which is not a label-issue export" in capsys.readouterr().err
         assert {n: open(os.path.join(run_dir, n), "rb").read() for n in before} == before
     assert evaluate.main(["-r", checkpoint, "--out", os.path.join(run_dir, "label_issues.csv")]) == 0   # an export
+    old_export = os.path.join(run_dir, "label_issues_checkpoint-latest.csv")      # before the class-name columns
+    with open(old_export, "w") as f:
+        f.write("index,given_label,suggested_label,score,flag\n3,1,2,0.9,1\n")
+    assert evaluate.main(["-r", checkpoint]) == 0 and "given_class" in open(old_export).readline()
 
 
 def test_evaluate_predicts_in_the_runs_precision_unless_told(tiny_run_args, tmp_path):

@@ -135,8 +135,7 @@ def test_configs_written_before_the_official_identity_shortcut_keep_the_input_on
     assert resumed["arch"]["args"]["identity_shortcut"] == "input"
     with pytest.raises(ConfigError, match='arch.args.identity_shortcut "input" -> "preactivated"'):
         parse_args(["-r", str(tmp_path / "old.pth"), "-o", "arch.args.identity_shortcut=preactivated"])
-    # post-activation, and no default args of another type
-    assert complete_config({"arch": {"type": "ResNet34"}})["arch"]["args"] == {}
+    assert complete_config({"arch": {"type": "ResNet34"}})["arch"]["args"] == {"width": 64}   # post-activation
 
 
 def test_a_resume_may_point_at_a_moved_cifar_n_file(tmp_path):
@@ -179,3 +178,9 @@ def test_another_optimizer_or_scheduler_type_takes_only_its_own_args(tmp_path):
     same, _, _ = parse_args(["-c", "config_cifar10.json", "-o", "optimizer.type=SGD"])   # the same type: its args
     assert same["optimizer"]["args"] == {"lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4}
     assert complete_config({"optimizer": {"type": "Adam", "args": {"lr": 0.001}}})["optimizer"]["args"] == {"lr": 0.001}
+
+
+def test_a_loss_type_change_in_json_keeps_the_default_loss_args(tmp_path):
+    path = write(tmp_path, {"train_loss": {"type": "cross_entropy"}})
+    config, _, _ = parse_args(["-c", path, "-o", "train_loss.type=sop"])     # and back: SOP needs all of them
+    assert config["train_loss"]["args"] == DEFAULTS["train_loss"]["args"]
