@@ -195,10 +195,10 @@ RESUME_MAY_CHANGE = ("name", "data_loader.data_dir", "data_loader.download", "da
 
 
 def flatten(config, prefix=""):
-    """{"a.b.c": value} for every leaf of a nested dict."""
+    """{"a.b.c": value} for every leaf of a nested dict (an empty dict has none)."""
     flat = {}
     for key, value in config.items():
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict):
             flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
