@@ -174,15 +174,24 @@ def _with_arch_defaults(config, stored):
     return config
 
 
+def _merged(base_json, args=None, stored=False):
+    """DEFAULTS < base_json < flags < -o (``args``), with the network's identity shortcut named
+    (``stored``: base_json is a checkpoint's config); not validated."""
+    config = _with_defaults(base_json)
+    if args is not None:
+        apply_flags(config, args)
+    return _with_arch_defaults(config, stored)
+
+
 def merge_config(base_json, args):
     """DEFAULTS < base_json < flags < -o; returns a validated dict."""
-    return _validated(_with_arch_defaults(apply_flags(_with_defaults(base_json), args), stored=False))
+    return _validated(_merged(base_json, args))
 
 
 def complete_config(stored):
     """DEFAULTS < ``stored`` (a checkpoint's or a finished run's config), validated: keys added
     since it was saved get the values it was trained with, as when the run is resumed."""
-    return _validated(_with_arch_defaults(_with_defaults(stored), stored=True))
+    return _validated(_merged(stored, stored=True))
 
 
 # What a resumed run may change: where its data and outputs are and how it computes and reports.
@@ -213,12 +222,12 @@ def _schedule_follows_epochs(config):
         or scheduler.get("type") == "CosineAnnealingLR" and "T_max" not in scheduler["args"]
 
 
-def check_resume_changes(stored, config, checkpoint_path):
+def check_resume_changes(stored, config, checkpoint_path, epochs_done):
     """Refuse a resume whose ``config`` changes a key of the checkpoint's ``stored`` config that is
     not in RESUME_MAY_CHANGE (nor trainer.epochs under a schedule that does not depend on it),
-    naming every such key."""
+    naming every such key, or whose changed epochs leave nothing to train after ``epochs_done``."""
     # not validated: the stored config's paths (noise.file, data_dir) may be the ones that moved
-    before, after = flatten(_with_arch_defaults(_with_defaults(stored), stored=True)), flatten(config)
+    before, after = flatten(_merged(stored, stored=True)), flatten(config)
     may_change = RESUME_MAY_CHANGE + (() if _schedule_follows_epochs(config) else ("trainer.epochs",))
     changed = [f"{key} {json.dumps(before.get(key))} -> {json.dumps(after.get(key))}"
                for key in sorted(set(before) | set(after))
@@ -226,6 +235,12 @@ def check_resume_changes(stored, config, checkpoint_path):
     if changed:
         raise ConfigError(f"resuming {checkpoint_path}: a resumed run keeps the settings it was trained with, "
                           f"but this changes {', '.join(changed)}; start a new run (-c) to train with them")
+    # a finished run resumed as it is re-exports; with fewer epochs, fit would train nothing and
+    # report an epoch that was never the last one
+    epochs = after.get("trainer.epochs")
+    if isinstance(epochs, int) and epochs != before.get("trainer.epochs") and epochs <= epochs_done:
+        raise ConfigError(f"{checkpoint_path} has finished epoch {epochs_done}, so --epochs {epochs} trains "
+                          f"nothing; give --epochs {epochs_done + 1} or more")
 
 
 def run_tag(config):
@@ -247,15 +262,17 @@ def parse_args(argv=None):
     if args.device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.device
     if args.resume:
-        from trainer.checkpoint import find_resume_checkpoint, read_checkpoint_config
+        from trainer.checkpoint import find_resume_checkpoint, load_checkpoint
         checkpoint_path = find_resume_checkpoint(args.resume)
-        base = stored = read_checkpoint_config(checkpoint_path)
+        state = load_checkpoint(checkpoint_path)
+        base = stored = state["config"]
         if args.config:
             base, problems = deep_merge(stored, read_json(args.config))
             if problems:
                 raise ConfigError("; ".join(problems))
-        config = _with_arch_defaults(apply_flags(_with_defaults(base), args), stored=True)
-        check_resume_changes(stored, config, checkpoint_path)   # first: a refused change is the whole story
+        config = _merged(base, args, stored=True)
+        # first: a refused change is the whole story
+        check_resume_changes(stored, config, checkpoint_path, int(state["epoch"]))
         return _validated(config), os.path.dirname(checkpoint_path), checkpoint_path
     if not args.config:
         raise ConfigError("give a config with -c CONFIG.json or a checkpoint with -r")

@@ -113,12 +113,6 @@ def build_and_train(config, run_dir, resume_path, dist, callbacks=()):
     state = load_checkpoint(resume_path, map_location=device) if resume_path else None
     if state is not None:
         check_fits(state, data, config["arch"]["type"], resume_path)
-        done, epochs = int(state["epoch"]), trainer_cfg["epochs"]
-        # a finished run may be resumed as it is (it re-exports); with other epochs, fit would train
-        # nothing and report an epoch that was never the last one
-        if done > epochs or (done == epochs != state["config"]["trainer"].get("epochs", epochs)):
-            raise CheckpointError(f"{resume_path} has finished epoch {done}, so --epochs {epochs} trains nothing; "
-                                  f"give --epochs {done + 1} or more")
     trainer = Trainer(model, optimizer, scheduler, data, config, run_dir, None, None, device,
                       sop_params=sop, amp_dtype=resolve_amp(trainer_cfg["amp"], device),
                       channels_last=channels_last, compiled_model=forward, train_forward=train_forward, dist=dist,

@@ -115,10 +115,10 @@ def test_a_resume_may_change_where_and_how_but_not_what_is_trained(tmp_path):
     config["data_loader"]["data_dir"] = "elsewhere/"
     config["trainer"].update(amp="off", progress_bar=False, eval_every=5)
     config["noise"]["file"] = "moved/CIFAR-10_human.pt"
-    check_resume_changes(stored, config, "ckpt.pth")                 # nothing refused
+    check_resume_changes(stored, config, "ckpt.pth", 3)                 # nothing refused
     config["trainer"]["epochs"], config["optimizer"]["args"]["nesterov"] = 20, True
     with pytest.raises(ConfigError) as err:
-        check_resume_changes(stored, config, "ckpt.pth")
+        check_resume_changes(stored, config, "ckpt.pth", 3)
     assert str(err.value) == ("resuming ckpt.pth: a resumed run keeps the settings it was trained with, but this "
                               "changes optimizer.args.nesterov null -> true, trainer.epochs 10 -> 20; start a new "
                               "run (-c) to train with them")

@@ -98,10 +98,6 @@ def find_resume_checkpoint(path):
     return best_path
 
 
-def read_checkpoint_config(path):
-    return load_checkpoint(path)["config"]
-
-
 def check_fits(state, data, arch, path):
     """Refuse a checkpoint ``state`` that another network ``arch`` or other training images made: its
     u, v and noise-monitor rows would belong to other images. Other images or labels often keep the
