@@ -27,13 +27,14 @@ class SampleNoiseParams:
         return self.u[index].requires_grad_(), self.v[index].requires_grad_()
 
     @torch.no_grad()
-    def step(self, index, u_rows, v_rows, grad_scale=1.0):
+    def step(self, index, u_rows, v_rows, grad_scale=None):
         """SGD on the rows in ``index`` with the gradients left on ``u_rows``/``v_rows``.
 
-        ``grad_scale`` is the fp16 loss scale to divide out. A step whose
+        ``grad_scale``: the fp16 loss scale to divide out, None without one. With
+        a scale (any, 1 included: a backed-off scale is still fp16), a step whose
         gradient is not finite leaves every row unchanged (GradScaler skips such
-        steps for the network), decided on the device without a host sync, for
-        any scale: a scale backed off to exactly 1 is still fp16.
+        steps for the network), decided on the device without a host sync;
+        without one a non-finite loss stops the run, so no check is needed.
         Duplicate indices add up, as in the dense gradient.
 
         Under torch.distributed every rank gathers all ranks' indices and row
@@ -44,11 +45,13 @@ class SampleNoiseParams:
         """
         index, grad_u, grad_v = all_gather_rows(index, u_rows.grad, v_rows.grad)
         world_size = dist.get_world_size() if active() else 1
-        finite = torch.isfinite(grad_u).all() & torch.isfinite(grad_v).all()
-        grad_u = torch.where(finite, grad_u, torch.zeros_like(grad_u))
-        grad_v = torch.where(finite, grad_v, torch.zeros_like(grad_v))
-        self.u.index_add_(0, index, grad_u, alpha=-self.lr_u / (grad_scale * world_size))
-        self.v.index_add_(0, index, grad_v, alpha=-self.lr_v / (grad_scale * world_size))
+        if grad_scale is not None:
+            finite = torch.isfinite(grad_u).all() & torch.isfinite(grad_v).all()
+            grad_u = torch.where(finite, grad_u, torch.zeros_like(grad_u))
+            grad_v = torch.where(finite, grad_v, torch.zeros_like(grad_v))
+        scale = (1.0 if grad_scale is None else grad_scale) * world_size
+        self.u.index_add_(0, index, grad_u, alpha=-self.lr_u / scale)
+        self.v.index_add_(0, index, grad_v, alpha=-self.lr_v / scale)
 
     def state_dict(self):
         return {"u": self.u, "v": self.v, "lr_u": self.lr_u, "lr_v": self.lr_v}

@@ -99,7 +99,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
         if self.sop is not None:
-            scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
             self.sop.step(batch.index, u_rows, v_rows, grad_scale=scale)
         self.scaler.step(self.optimizer)
         self.scaler.update()
