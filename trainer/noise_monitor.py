@@ -125,13 +125,6 @@ def export_label_issues(path, data, probs, avg_probs=None, extra=None):
     return summary
 
 
-def _read_rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 class NoiseMonitor:
     def __init__(self, data, visual_every=5, num_suspects=32):
         self.data = data
@@ -211,11 +204,10 @@ class NoiseMonitor:
         loader = training_set_loader(self.data, self.data.eval_batch_size, trainer.device)
         probs, _ = predict_probs(trainer.forward, trainer.model, loader, trainer._autocast, trainer._prepare)
         seconds = time.perf_counter() - start
-        tested = [row["accuracy/test"] for row in _read_rows(trainer.metrics.path) if "accuracy/test" in row]
         path = os.path.join(trainer.run_dir, CSV_NAME)
         summary = export_label_issues(path, self.data, probs, averaged_probs(self.state_dict(), probs),
                                       extra={"checkpoint": "final model", "epoch": trainer.epochs,
-                                             "test_accuracy": tested[-1] if tested else None,
+                                             "test_accuracy": trainer.results["last_test_accuracy"],
                                              "clean_pass_seconds": round(seconds, 2)})
         line = f"label issues: {summary['num_flagged']}/{summary['num_samples']} flagged -> {path}"
         if summary.get("auroc") is not None:   # None without clean labels or without noisy ones

@@ -45,7 +45,8 @@ class Trainer:
         self.metrics, self.log, self.device = metrics, log, device
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
         # objects with any of on_batch(batch, logits), on_epoch_end(epoch, trainer) -> dict or None,
-        # on_fit_end(trainer), summary_parts(result) -> list of str, state_dict / load_state_dict
+        # on_fit_end(trainer) (after results.json: trainer.results), summary_parts(result) -> list of
+        # str, state_dict / load_state_dict
         self.callbacks = list(callbacks)
         self._batch_hooks = self._hooks("on_batch")   # looked up once: they run at every step
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -62,6 +63,7 @@ class Trainer:
         self.epochs = config["trainer"]["epochs"]
         self.best = BestEpochs(config["trainer"]["monitor"], data.val_loader is not None)
         self.start_epoch = 0
+        self.results = None          # results.json's summary, once fit has written it
         self.sync_every = 1 if device.type == "cpu" else 25
         self.stop_signal = None          # set by a signal handler; checked after every step
         self.resume_progress = None      # a mid-epoch checkpoint's "progress", used by the next train_epoch
@@ -332,10 +334,10 @@ class Trainer:
                                           f"-r {os.path.join(self.run_dir, LATEST)}", 128 + self.stop_signal)
         if not self.dist.is_main:
             return None
-        summary = self.report()   # first: results.json does not wait on the callbacks' end-of-run work
+        self.results = self.report()   # first: results.json does not wait on the callbacks' end-of-run work
         for hook in self._hooks("on_fit_end"):
             hook(self)
-        return summary
+        return self.results
 
     def report(self):
         last = None
